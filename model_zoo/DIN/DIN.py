@@ -1,0 +1,76 @@
+"""DIN, the WWW 2025 MMCTR challenge baseline."""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import torch
+from fuxictr.pytorch.layers import DIN_Attention, MLP_Block
+from torch import Tensor
+
+from model_zoo.datasets.loader import MMCTRBatch
+from model_zoo.layers.mmctr_base import MMCTRModel
+from model_zoo.registry import register_model
+
+__all__ = ["DIN"]
+
+
+@register_model
+class DIN(MMCTRModel):
+    """Deep Interest Network over MMCTR item features (the challenge baseline).
+
+    Every ``source: item`` feature (item id, pooled tags, projected multimodal vector) is embedded for the target and
+    for each history item and concatenated into an item vector of size D. A DIN MLP scorer attends over the history
+    with the target as query; the DNN sees the context fields, the target vector and the pooled history.
+
+    Reference:
+        Zhou et al., "Deep Interest Network for Click-Through Rate Prediction", KDD 2018, arXiv:1706.06978.
+        Baseline of the WWW 2025 MMCTR challenge, ``reczoo/WWW2025_MMCTR_Challenge:src/DIN.py`` (fuxictr 2.3.7).
+
+    Deviations from paper:
+        As in the challenge baseline: no Dice in the DNN by default (ReLU), no mini-batch aware regularisation,
+        the attention scorer is FuxiCTR's ``DIN_Attention`` (``din_use_softmax`` off = DIN's unnormalised weights).
+
+    Args:
+        dnn_hidden_units: DNN layer sizes.
+        dnn_activations: DNN activation.
+        attention_hidden_units: hidden sizes of the DIN attention scorer.
+        attention_hidden_activations: its activation ("ReLU" or "Dice").
+        attention_output_activation: activation of the attention weight (None = linear).
+        attention_dropout: dropout in the scorer.
+        din_use_softmax: normalise attention weights with a masked softmax.
+        net_dropout: DNN dropout.
+        batch_norm: BatchNorm in the DNN.
+        learning_rate, optimizer, loss: compile settings.
+        **kwargs: MMCTRModel / FuxiCTR BaseModel arguments (embedding_dim, regularizers, model_root, ...).
+
+    Example::
+
+        model = DIN(feature_map, model_root="/tmp/ckpt", metrics=["AUC"], verbose=0, embedding_dim=8)
+        y = model(batch)["y_pred"]   # (B, 1) in [0, 1]
+    """
+
+    def __init__(self, feature_map, model_id: str = "DIN", dnn_hidden_units: Sequence[int] = (1024, 512, 256),
+                 dnn_activations: str = "ReLU", attention_hidden_units: Sequence[int] = (512, 256),
+                 attention_hidden_activations: str = "ReLU", attention_output_activation: Optional[str] = None,
+                 attention_dropout: float = 0.1, din_use_softmax: bool = False, net_dropout: float = 0.0,
+                 batch_norm: bool = True, learning_rate: float = 1e-3, optimizer: str = "adam",
+                 loss: str = "binary_crossentropy", **kwargs) -> None:
+        super().__init__(feature_map, model_id=model_id, **kwargs)
+        self.attention = DIN_Attention(self.item_info_dim, attention_units=list(attention_hidden_units),
+                                       hidden_activations=attention_hidden_activations,
+                                       output_activation=attention_output_activation,
+                                       dropout_rate=attention_dropout, use_softmax=din_use_softmax)
+        self.dnn = MLP_Block(input_dim=self.row_emb_dim + 2 * self.item_info_dim, output_dim=1,
+                             hidden_units=list(dnn_hidden_units), hidden_activations=dnn_activations,
+                             output_activation=self.output_activation, dropout_rates=net_dropout,
+                             batch_norm=batch_norm)
+        self.finish(optimizer, loss, learning_rate)
+
+    def forward(self, inputs: MMCTRBatch) -> Dict[str, Tensor]:
+        row_inputs, item_inputs, mask = self.get_inputs(inputs)
+        target_emb, history_emb = self.embed_items(item_inputs, mask.shape[0])  # (B, D), (B, L, D)
+        pooled_history = self.attention(target_emb, history_emb, mask)  # (B, D)
+        parts = [target_emb, pooled_history]
+        if row_inputs:
+            parts.insert(0, self.embedding_layer(row_inputs, flatten_emb=True))  # (B, row_emb_dim)
+        return {"y_pred": self.dnn(torch.cat(parts, dim=-1))}

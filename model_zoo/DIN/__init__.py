@@ -1,0 +1,3 @@
+from model_zoo.DIN.DIN import DIN
+
+__all__ = ["DIN"]

@@ -1,0 +1,3 @@
+from model_zoo.DIN_SENet.DIN_SENet import DIN_SENet
+
+__all__ = ["DIN_SENet"]

@@ -1,0 +1,3 @@
+from model_zoo.DMF.DMF import DMF
+
+__all__ = ["DMF"]

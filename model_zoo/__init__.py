@@ -1,0 +1,12 @@
+"""MMCTR Zoo: FuxiCTR plugin models for multimodal CTR prediction on MicroLens_1M_x1.
+
+Importing the package registers every model: each sub-package is imported explicitly below.
+"""
+from model_zoo.registry import get_model, list_models, register_model
+from model_zoo import DIN  # noqa: F401  (registers the model)
+from model_zoo import DIN_SENet  # noqa: F401  (registers the model)
+from model_zoo import DIN_CrossNet  # noqa: F401  (registers the model)
+from model_zoo import FiBiNET_Bilinear  # noqa: F401  (registers the model)
+from model_zoo import DMF  # noqa: F401  (registers the model)
+
+__all__ = ["get_model", "list_models", "register_model"]

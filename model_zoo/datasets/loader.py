@@ -1,0 +1,116 @@
+"""The MMCTR data path: whole splits held as tensors, a seeded shuffle, and the per-batch item_info join.
+
+The challenge loader (``reczoo/WWW2025_MMCTR_Challenge:src/mmctr_dataloader.py``) joins the item features of every
+history item and of the target per batch with ``item_info.iloc[ids]`` in pandas. We keep its batch layout, so models
+written for it work unchanged, but the join is a single ``index_select`` per item column on tensors built once:
+
+* ``batch_dict``: per-row columns (e.g. ``likes_level``, ``views_level``, ``user_id``, ``label``), each (B,);
+* ``item_dict``: item-side columns of the history and the target, each (B * (L + 1), ...), the target being the
+  **last** of the L + 1 positions of a row (as in the challenge);
+* ``mask``: (B, L) float, 1 = a real history item, 0 = padding.
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterator, Mapping, NamedTuple, Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["MMCTRBatch", "ItemInfoTable", "MMCTRDataLoader"]
+
+
+class MMCTRBatch(NamedTuple):
+    """One batch; a tuple like the challenge loader's ``(batch_dict, item_dict, mask)``."""
+
+    batch_dict: Dict[str, Tensor]
+    item_dict: Dict[str, Tensor]
+    mask: Tensor
+
+    def to(self, device: torch.device | str) -> "MMCTRBatch":
+        return MMCTRBatch({k: v.to(device) for k, v in self.batch_dict.items()},
+                          {k: v.to(device) for k, v in self.item_dict.items()}, self.mask.to(device))
+
+
+class ItemInfoTable:
+    """item_info columns as tensors indexed by item id (row 0 = padding).
+
+    Args:
+        columns: column name -> array with one row per item id 0..I (``item_id`` itself included).
+    """
+
+    def __init__(self, columns: Mapping[str, np.ndarray]) -> None:
+        lengths = {name: len(arr) for name, arr in columns.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"item_info columns differ in length: {lengths}")
+        self.columns: Dict[str, Tensor] = {name: torch.from_numpy(np.ascontiguousarray(arr))
+                                           for name, arr in columns.items()}
+        self.num_rows = next(iter(lengths.values()))
+
+    def join(self, item_ids: Tensor) -> Dict[str, Tensor]:
+        """Item features of ``item_ids`` (any shape), flattened to (numel, ...) per column."""
+        flat = item_ids.reshape(-1)
+        return {name: table.index_select(0, flat) for name, table in self.columns.items()}
+
+
+class MMCTRDataLoader:
+    """Iterates over a split in batches of ``MMCTRBatch``.
+
+    Deterministic: the shuffle order of epoch ``e`` is a permutation drawn from ``torch.Generator`` seeded with
+    ``seed + e``, so two runs with the same seed see the same batches in the same order.
+
+    Args:
+        split: column name -> array of the split (from ``model_zoo.datasets.microlens.read_split``);
+            ``seq_column`` is (N, L) history ids, left-padded with 0, most recent last.
+        item_table: the item_info join table.
+        batch_size: rows per batch.
+        shuffle: reshuffle at every epoch.
+        seed: base seed of the shuffle.
+        target_column: the target item id column.
+        seq_column: the history column.
+        drop_last: drop a last incomplete batch.
+    """
+
+    def __init__(self, split: Mapping[str, np.ndarray], item_table: ItemInfoTable, batch_size: int,
+                 shuffle: bool = False, seed: int = 0, target_column: str = "item_id", seq_column: str = "item_seq",
+                 drop_last: bool = False) -> None:
+        if batch_size <= 0:
+            raise ValueError(f"batch_size={batch_size}; expected a positive integer")
+        self.item_table = item_table
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.drop_last = drop_last
+        self.epoch = 0
+        seq = torch.from_numpy(np.ascontiguousarray(split[seq_column])).long()
+        target = torch.from_numpy(np.asarray(split[target_column])).long()
+        # History ids followed by the target id: the target is the last of L + 1 positions.
+        self.item_ids = torch.cat([seq, target.unsqueeze(1)], dim=1)
+        self.mask = (seq > 0).float()
+        self.row_columns: Dict[str, Tensor] = {
+            name: torch.from_numpy(np.ascontiguousarray(arr)) for name, arr in split.items()
+            if name not in (seq_column, target_column)}
+        self.num_rows = len(target)
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.num_rows, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def _order(self) -> Optional[Tensor]:
+        if not self.shuffle:
+            return None
+        gen = torch.Generator().manual_seed(self.seed + self.epoch)
+        return torch.randperm(self.num_rows, generator=gen)
+
+    def batch(self, rows: Tensor | slice) -> MMCTRBatch:
+        """The batch made of ``rows`` (an index tensor or a slice)."""
+        ids = self.item_ids[rows]
+        batch_dict = {name: col[rows] for name, col in self.row_columns.items()}
+        return MMCTRBatch(batch_dict, self.item_table.join(ids), self.mask[rows])
+
+    def __iter__(self) -> Iterator[MMCTRBatch]:
+        order = self._order()
+        self.epoch += 1
+        for b in range(len(self)):
+            start, stop = b * self.batch_size, min((b + 1) * self.batch_size, self.num_rows)
+            yield self.batch(slice(start, stop) if order is None else order[start:stop])

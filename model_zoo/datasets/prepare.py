@@ -1,0 +1,211 @@
+"""From resolved params to tensors: data presence checks, the synthetic world, the feature map, the loaders."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from model_zoo.datasets.loader import ItemInfoTable, MMCTRDataLoader
+from model_zoo.datasets.microlens import ColumnSpec, read_item_info, read_split
+from model_zoo.errors import ConfigError, DataError
+
+__all__ = ["DatasetFiles", "expand_feature_cols", "locate_data", "apply_embedding_variant", "split_columns", "item_columns",
+           "build_feature_map", "load_item_table", "make_loader", "oracle_metrics"]
+
+TARGET_COLUMN = "item_id"
+SEQ_COLUMN = "item_seq"
+
+
+@dataclass(frozen=True)
+class DatasetFiles:
+    data_dir: Path
+    train: Path
+    valid: Path
+    test: Optional[Path]
+    item_info: Path
+    synthetic_manifest: Optional[Dict[str, Any]] = None
+
+
+def expand_feature_cols(feature_cols: List[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """One dict per column (FuxiCTR allows ``name: [a, b]``); embeddings get an explicit ``pretrain_dim``."""
+    cols: List[Dict[str, Any]] = []
+    for col in feature_cols:
+        names = col["name"] if isinstance(col["name"], list) else [col["name"]]
+        for name in names:
+            c = dict(col, name=name)
+            if c.get("type") == "embedding":
+                c.setdefault("pretrain_dim", c.get("embedding_dim"))
+            cols.append(c)
+    return [c for c in cols if c.get("active", True)]
+
+
+def _vocab_of(cols: List[Dict[str, Any]], name: str) -> Optional[int]:
+    return next((c.get("vocab_size") for c in cols if c["name"] == name), None)
+
+
+def split_columns(params: Mapping[str, Any], *, with_label: bool = True) -> List[ColumnSpec]:
+    """Column specs of train/valid/test: every non-item feature, the target id, the history, the label."""
+    cols = expand_feature_cols(params["feature_cols"])
+    item_vocab = _vocab_of(cols, TARGET_COLUMN)
+    specs: List[ColumnSpec] = []
+    for c in cols:
+        name, ftype = c["name"], c["type"]
+        if name == SEQ_COLUMN:
+            specs.append(ColumnSpec(name, "int_list", vocab_size=item_vocab))
+        elif name == TARGET_COLUMN:
+            specs.append(ColumnSpec(name, "int", vocab_size=item_vocab, min_value=1))
+        elif c.get("source") == "item":
+            continue
+        elif ftype in ("categorical", "meta"):
+            specs.append(ColumnSpec(name, "int", vocab_size=c.get("vocab_size")))
+        elif ftype == "sequence":
+            specs.append(ColumnSpec(name, "int_list", vocab_size=c.get("vocab_size"), length=c.get("max_len")))
+        elif ftype == "embedding":
+            specs.append(ColumnSpec(name, "float_list", length=c.get("pretrain_dim")))
+        else:
+            raise ConfigError(f"feature_cols '{name}': type '{ftype}' is not supported by the MMCTR data path; "
+                              f"expected one of ('categorical', 'sequence', 'embedding', 'meta')")
+    if with_label:
+        specs.append(ColumnSpec(params["label_col"]["name"], "label"))
+    return specs
+
+
+def item_columns(params: Mapping[str, Any]) -> List[ColumnSpec]:
+    """Column specs of item_info: the ``source: item`` features."""
+    specs: List[ColumnSpec] = []
+    for c in expand_feature_cols(params["feature_cols"]):
+        if c.get("source") != "item":
+            continue
+        if c["type"] == "categorical":
+            specs.append(ColumnSpec(c["name"], "int", vocab_size=c.get("vocab_size")))
+        elif c["type"] == "sequence":
+            specs.append(ColumnSpec(c["name"], "int_list", vocab_size=c.get("vocab_size"), length=c.get("max_len")))
+        elif c["type"] == "embedding":
+            specs.append(ColumnSpec(c["name"], "float_list", length=c.get("pretrain_dim")))
+        else:
+            raise ConfigError(f"feature_cols '{c['name']}': item feature type '{c['type']}'; "
+                              f"expected one of ('categorical', 'sequence', 'embedding')")
+    return specs
+
+
+def locate_data(params: Mapping[str, Any], *, progress: bool = True) -> DatasetFiles:
+    """Paths of the dataset's files; generates a synthetic world when the dataset declares one.
+
+    Missing real files raise DataError saying which files to place where, and how to use the synthetic world.
+    """
+    data_dir = Path(params["data_root"]) / params["dataset_id"]
+    manifest = None
+    synth = params.get("synthetic")
+    if synth:
+        from model_zoo.datasets.synthetic import ensure_synthetic  # heavy imports only when needed
+        synth = dict(synth)
+        manifest = ensure_synthetic(data_dir, preset=synth.pop("preset", "tiny"), seed=synth.pop("seed", None),
+                                    progress=progress, **synth)
+    files = DatasetFiles(data_dir=data_dir, train=Path(params["train_data"]), valid=Path(params["valid_data"]),
+                         test=Path(params["test_data"]) if params.get("test_data") else None,
+                         item_info=Path(params["item_info"]), synthetic_manifest=manifest)
+    required = [files.train, files.valid, files.item_info] + ([files.test] if files.test else [])
+    missing = [p for p in required if not p.is_file()]
+    if missing:
+        raise DataError(
+            f"dataset '{params['dataset_id']}' is missing {len(missing)} file(s): "
+            + ", ".join(str(p) for p in missing)
+            + f". Place the MicroLens_1M_x1 challenge files (train.parquet, valid.parquet, test.parquet, "
+              f"item_info.parquet; optionally item_feature.parquet, item_emb.parquet) in {data_dir}/ "
+              f"(see data/README.md), or run on the synthetic world instead, e.g. "
+              f"'python run_expid.py --expid {params['model']}_MicroLens_synth'.")
+    return files
+
+
+def apply_embedding_variant(params: Dict[str, Any], files: DatasetFiles, *,
+                            progress: bool = True) -> Tuple[Dict[str, Any], DatasetFiles]:
+    """Point the run at the item_info file of ``params["embedding_variant"]`` (V1, V2, ... built on demand).
+
+    No ``embedding_variant`` (or ``null``) keeps the dataset's own ``item_info.parquet`` (the challenge's V3,
+    PCA128 of text ‖ image). A variant may add item-side feature columns (e.g. semantic-id codes) and drop others
+    (e.g. the dense vector for a codes-only variant); the returned params carry the adjusted ``feature_cols``.
+    """
+    variant = params.get("embedding_variant")
+    if not variant:
+        return params, files
+    from model_zoo.embeddings.variants import ensure_variant  # heavy imports only when needed
+
+    info = ensure_variant(variant, files.data_dir, item_info=files.item_info,
+                          item_feature=Path(params["item_feature"]) if params.get("item_feature") else None,
+                          seed=int(params.get("seed", 0)), progress=progress)
+    cols = [c for c in expand_feature_cols(params["feature_cols"]) if c["name"] not in info.drop_features]
+    cols += [dict(c) for c in info.extra_feature_cols]
+    params = dict(params, feature_cols=cols, item_info=str(info.item_info))
+    return params, dataclasses.replace(files, item_info=Path(info.item_info))
+
+
+def _feature_map_key(params: Mapping[str, Any]) -> str:
+    payload = json.dumps({"feature_cols": params["feature_cols"], "label_col": params["label_col"]},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def build_feature_map(params: Mapping[str, Any], data_dir: Path):
+    """FuxiCTR ``FeatureMap`` of the dataset (``rebuild_dataset: False``: identity vocabs from each ``vocab_size``).
+
+    Written by FuxiCTR's own ``FeatureProcessor.fit`` into a temp dir, then renamed to
+    ``data_dir/feature_maps/<hash of feature_cols and label_col>/``, so a changed feature set gets its own map and
+    parallel runs never see a half-written one. No Ray is started.
+    """
+    from fuxictr.features import FeatureMap
+    from fuxictr.preprocess.feature_processor import FeatureProcessor
+
+    dataset_id = params["dataset_id"]
+    map_dir = data_dir / "feature_maps" / _feature_map_key(params)  # one per feature set: variants never race
+    json_file = map_dir / "feature_map.json"
+    if not json_file.is_file():
+        map_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp_root = Path(tempfile.mkdtemp(dir=map_dir.parent, prefix=".tmp-"))
+        try:
+            processor = FeatureProcessor(feature_cols=expand_feature_cols(params["feature_cols"]),
+                                         label_col=params["label_col"], dataset_id=dataset_id, data_root=str(tmp_root))
+            processor.fit(train_ddf=None, rebuild_dataset=False)
+            try:
+                os.rename(tmp_root / dataset_id, map_dir)
+            except OSError:  # another run finished the same map first
+                if not json_file.is_file():
+                    raise
+        finally:
+            shutil.rmtree(tmp_root, ignore_errors=True)
+    feature_map = FeatureMap(dataset_id, str(map_dir))
+    feature_map.load(str(json_file), dict(params))
+    return feature_map
+
+
+def load_item_table(params: Mapping[str, Any], files: DatasetFiles) -> ItemInfoTable:
+    cols = expand_feature_cols(params["feature_cols"])
+    item_vocab = _vocab_of(cols, TARGET_COLUMN)
+    arrays = read_item_info(files.item_info, item_columns(params), num_items=item_vocab)
+    return ItemInfoTable(arrays)
+
+
+def make_loader(path: Path, params: Mapping[str, Any], item_table: ItemInfoTable, *, train: bool,
+                with_label: bool = True) -> MMCTRDataLoader:
+    """A loader over one split; ``max_len`` keeps the most recent history items, as the challenge loader did."""
+    split = read_split(path, split_columns(params, with_label=with_label), seq_column=SEQ_COLUMN,
+                       max_len=params.get("max_len"), allow_extra=not with_label)
+    batch_size = params["batch_size"] if train else params.get("eval_batch_size") or params["batch_size"]
+    return MMCTRDataLoader(split, item_table, batch_size=batch_size, shuffle=train and params.get("shuffle", True),
+                           seed=params.get("seed", 0), target_column=TARGET_COLUMN, seq_column=SEQ_COLUMN)
+
+
+def oracle_metrics(files: DatasetFiles) -> Dict[str, float]:
+    """Oracle AUC of the synthetic world (the true click probabilities scored against the labels)."""
+    if not files.synthetic_manifest:
+        return {}
+    oracle = files.synthetic_manifest.get("oracle_auc", {})
+    return {f"oracle_{split}_AUC": float(v) for split, v in oracle.items()}

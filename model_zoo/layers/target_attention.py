@@ -1,0 +1,196 @@
+"""Target-attention backbone shared by the DIN-family models (DIN_SENet, DIN_CrossNet, FiBiNET_Bilinear).
+
+Reference:
+    Zhou et al., "Deep Interest Network for Click-Through Rate Prediction", KDD 2018, arXiv:1706.06978 (``"din"``).
+    Vaswani et al., "Attention Is All You Need", NeurIPS 2017, arXiv:1706.03762 (``"multihead"``, one target query).
+
+The attention blocks are FuxiCTR's ``DIN_Attention`` and ``MultiHeadTargetAttention``, imported, not copied.
+
+Shapes: B batch, L history length, d ``field_dim`` (= ``embedding_dim``), D item vector size (sum of the item
+features' sizes), F_ctx context (row) fields, F = F_ctx + 2 * D / d stacked fields.
+
+Field definition (the *stacked view*, used by SENet and bilinear heads): the context fields as embedded, then the
+target vector cut into D / d consecutive chunks of size d, then the pooled history cut the same way. Every item
+feature's size must be a multiple of d, so each chunk belongs to exactly one feature (item_id -> 1 field, pooled
+item_tags -> 1 field, a 2d multimodal projection -> 2 fields). The stacked view is a pure reshape:
+``stack(fields).flatten(1) == flatten(fields)``; no parameters are added.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence
+
+import torch
+from fuxictr.pytorch.layers import DIN_Attention, MultiHeadTargetAttention
+from torch import Tensor, nn
+
+from model_zoo.datasets.loader import MMCTRBatch
+from model_zoo.errors import ConfigError
+from model_zoo.layers.mmctr_base import MMCTRModel
+
+__all__ = ["ATTENTION_TYPES", "EXCITATION_ACTIVATIONS", "check_choice", "TargetAttention", "TargetAttentionFields",
+           "TargetAttentionBackbone", "TargetAttentionModel"]
+
+ATTENTION_TYPES = ("din", "multihead")
+EXCITATION_ACTIVATIONS = ("ReLU", "Sigmoid")  # what FuxiCTR's SqueezeExcitation accepts (SENet heads check first)
+
+
+def check_choice(key: str, value: object, allowed: Sequence[str]) -> None:
+    """Raise ConfigError (a ValueError) naming ``key``, ``value`` and the ``allowed`` set unless value is allowed."""
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r}; " f"expected one of {tuple(allowed)}")
+
+
+class TargetAttention(nn.Module):
+    """Pools a history (B, L, D) into one vector (B, D) with the target item (B, D) as query.
+
+    A row whose history is all padding gets a pooled vector of exactly 0: FuxiCTR's layers do not NaN on an
+    all-zero mask, but ``"multihead"`` (and ``"din"`` with softmax) would return the mean of the padding vectors.
+    With ``"din"`` and ``din_use_softmax`` the scorer's output bias cancels in the softmax (its gradient is 0).
+
+    Args:
+        input_dim: item vector size D.
+        attention_type: ``"din"`` (DIN MLP scorer) or ``"multihead"`` (scaled dot-product, one query).
+        attention_hidden_units: DIN scorer hidden sizes (``"din"`` only).
+        attention_hidden_activations: DIN scorer activation, "ReLU" or "Dice" (``"din"`` only).
+        attention_output_activation: activation of the DIN weight, None = linear (``"din"`` only).
+        din_use_softmax: masked softmax over DIN weights (``"din"`` only).
+        num_heads: heads (``"multihead"`` only); must divide ``attention_dim``.
+        attention_dim: Q/K/V size, None = D (``"multihead"`` only; forced to D when ``use_qkvo`` is False).
+        use_scale: divide scores by sqrt(head size) (``"multihead"`` only).
+        use_qkvo: learn Q/K/V/O projections (``"multihead"`` only).
+        attention_dropout: dropout in the scorer (din) or on the attention weights (multihead).
+
+    Example::
+
+        pool = TargetAttention(32, attention_type="multihead", num_heads=4)
+        pooled = pool(torch.randn(2, 32), torch.randn(2, 5, 32), torch.ones(2, 5))   # (2, 32)
+    """
+
+    def __init__(self, input_dim: int, attention_type: str = "din", attention_hidden_units: Sequence[int] = (512, 256),
+                 attention_hidden_activations: str = "ReLU", attention_output_activation: Optional[str] = None,
+                 din_use_softmax: bool = False, num_heads: int = 1, attention_dim: Optional[int] = None,
+                 use_scale: bool = True, use_qkvo: bool = True, attention_dropout: float = 0.0) -> None:
+        super().__init__()
+        check_choice("attention_type", attention_type, ATTENTION_TYPES)
+        self.attention_type = attention_type
+        if attention_type == "din":
+            self.attention = DIN_Attention(input_dim, attention_units=list(attention_hidden_units),
+                                           hidden_activations=attention_hidden_activations,
+                                           output_activation=attention_output_activation,
+                                           dropout_rate=attention_dropout, use_softmax=din_use_softmax)
+        else:
+            attention_dim = input_dim if attention_dim is None or not use_qkvo else attention_dim
+            if num_heads < 1 or attention_dim % num_heads != 0:
+                raise ConfigError(f"num_heads={num_heads} must be >= 1 and divide attention_dim={attention_dim} "
+                                  f"(attention_dim is the item vector size D={input_dim} when null or use_qkvo=False)")
+            self.attention = MultiHeadTargetAttention(input_dim, attention_dim, num_heads=num_heads,
+                                                      dropout_rate=attention_dropout, use_scale=use_scale,
+                                                      use_qkvo=use_qkvo)
+
+    def forward(self, target: Tensor, history: Tensor, mask: Tensor) -> Tensor:
+        pooled = self.attention(target, history, mask)  # (B, D)
+        has_history = (mask.sum(dim=1, keepdim=True) > 0).to(pooled.dtype)  # (B, 1)
+        return pooled * has_history
+
+
+class TargetAttentionFields(NamedTuple):
+    """What a head consumes: context fields (B, F_ctx, d), target (B, D), attention-pooled history (B, D)."""
+
+    context: Tensor
+    target: Tensor
+    pooled_history: Tensor
+
+
+class TargetAttentionBackbone(nn.Module):
+    """Context fields + target + attention-pooled history, with a flat (B, F*d) and a stacked (B, F, d) view.
+
+    Args:
+        item_field_dims: embedding size of each item feature, in item-vector order (name -> size).
+        context_field_dims: embedding size of each context (row) feature, in order (name -> size).
+        field_dim: d; every context size must equal it and every item size must be a multiple of it.
+        **attention_kwargs: ``TargetAttention`` arguments (``attention_type``, ``num_heads``, ...).
+
+    Example::
+
+        backbone = TargetAttentionBackbone({"item_id": 8, "item_emb": 16}, {"likes_level": 8}, 8,
+                                           attention_type="multihead", num_heads=2)
+        fields = backbone(torch.randn(2, 1, 8), torch.randn(2, 24), torch.randn(2, 5, 24), torch.ones(2, 5))
+        backbone.stack(fields).shape   # (2, 7, 8): 1 context + 3 target + 3 pooled-history fields
+    """
+
+    def __init__(self, item_field_dims: Mapping[str, int], context_field_dims: Mapping[str, int], field_dim: int,
+                 **attention_kwargs) -> None:
+        super().__init__()
+        sizes = ", ".join(f"{k}={v}" for k, v in item_field_dims.items())
+        for name, size in item_field_dims.items():
+            if field_dim < 1 or size % field_dim != 0:
+                raise ConfigError(f"item feature '{name}' has embedding size {size}, not a multiple of "
+                                  f"field_dim={field_dim} (embedding_dim); stacked fields need every item feature "
+                                  f"size ({sizes}; D={sum(item_field_dims.values())}) divisible by field_dim")
+        for name, size in context_field_dims.items():
+            if size != field_dim:
+                raise ConfigError(f"context feature '{name}' has embedding size {size}; stacked fields need "
+                                  f"field_dim={field_dim} (embedding_dim) for every context feature")
+        self.field_dim = field_dim
+        self.item_dim = sum(item_field_dims.values())
+        self.num_context_fields = len(context_field_dims)
+        self.num_fields = self.num_context_fields + 2 * self.item_dim // field_dim
+        self.flat_dim = self.num_fields * field_dim
+        item_names: List[str] = []
+        for name, size in item_field_dims.items():
+            chunks = size // field_dim
+            item_names += [name] if chunks == 1 else [f"{name}[{k}]" for k in range(chunks)]
+        self.field_names = (tuple(context_field_dims) + tuple(f"target.{n}" for n in item_names)
+                            + tuple(f"history.{n}" for n in item_names))
+        self.attention = TargetAttention(self.item_dim, **attention_kwargs)
+
+    def forward(self, context: Optional[Tensor], target: Tensor, history: Tensor,
+                mask: Tensor) -> TargetAttentionFields:
+        if context is None:
+            context = target.new_zeros(target.shape[0], 0, self.field_dim)  # (B, 0, d)
+        return TargetAttentionFields(context, target, self.attention(target, history, mask))
+
+    def stack(self, fields: TargetAttentionFields) -> Tensor:
+        """(B, F, d): context fields, then the target and the pooled history each cut into D / d chunks."""
+        batch_size = fields.target.shape[0]
+        target = fields.target.view(batch_size, -1, self.field_dim)  # (B, D/d, d)
+        pooled = fields.pooled_history.view(batch_size, -1, self.field_dim)  # (B, D/d, d)
+        return torch.cat([fields.context, target, pooled], dim=1)
+
+    def flatten(self, fields: TargetAttentionFields) -> Tensor:
+        """(B, F*d) = context ‖ target ‖ pooled history (the DIN DNN input)."""
+        return torch.cat([fields.context.flatten(start_dim=1), fields.target, fields.pooled_history], dim=-1)
+
+
+class TargetAttentionModel(MMCTRModel):
+    """``MMCTRModel`` with a ``TargetAttentionBackbone``; subclasses add a head on ``embed_fields(batch)``.
+
+    Args:
+        attention_type: ``"din"`` or ``"multihead"``.
+        num_heads, attention_dim, attention_use_scale, attention_use_qkvo: multi-head settings (see TargetAttention).
+        attention_hidden_units, attention_hidden_activations, attention_output_activation, din_use_softmax: DIN
+            scorer settings.
+        attention_dropout: attention dropout.
+        **kwargs: MMCTRModel / FuxiCTR BaseModel arguments (embedding_dim = field size d, regularizers, ...).
+    """
+
+    def __init__(self, feature_map, model_id: str = "TargetAttentionModel", attention_type: str = "multihead",
+                 num_heads: int = 1, attention_dim: Optional[int] = None, attention_use_scale: bool = True,
+                 attention_use_qkvo: bool = True, attention_hidden_units: Sequence[int] = (512, 256),
+                 attention_hidden_activations: str = "ReLU", attention_output_activation: Optional[str] = None,
+                 din_use_softmax: bool = False, attention_dropout: float = 0.0, **kwargs) -> None:
+        super().__init__(feature_map, model_id=model_id, **kwargs)
+        item_dims: Dict[str, int] = {f: self._emb_dim(f) for f in self.item_features}
+        context_dims: Dict[str, int] = {f: self._emb_dim(f) for f in self.row_features}
+        self.backbone = TargetAttentionBackbone(
+            item_dims, context_dims, self.embedding_dim, attention_type=attention_type, num_heads=num_heads,
+            attention_dim=attention_dim, use_scale=attention_use_scale, use_qkvo=attention_use_qkvo,
+            attention_hidden_units=attention_hidden_units, attention_hidden_activations=attention_hidden_activations,
+            attention_output_activation=attention_output_activation, din_use_softmax=din_use_softmax,
+            attention_dropout=attention_dropout)
+
+    def embed_fields(self, inputs: MMCTRBatch) -> TargetAttentionFields:
+        row_inputs, item_inputs, mask = self.get_inputs(inputs)
+        target, history = self.embed_items(item_inputs, mask.shape[0])  # (B, D), (B, L, D)
+        context = self.embed_rows(row_inputs) if row_inputs else None  # (B, F_ctx, d)
+        return self.backbone(context, target, history, mask)

@@ -1,0 +1,272 @@
+"""Tests of the shared target-attention backbone (model_zoo/layers/target_attention.py) and of the heads built on it.
+
+Layer tests use random tensors; model tests use a feature map built from the `<Model>_test` params (no data files)
+and a hand-made MMCTRBatch whose first row has an all-padding history.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+import torch
+from fuxictr.pytorch.layers import BilinearInteractionV2, CrossNetMix, CrossNetV2
+
+from model_zoo.config import load_params
+from model_zoo.datasets import prepare
+from model_zoo.datasets.loader import MMCTRBatch
+from model_zoo.DIN_CrossNet import DIN_CrossNet, build_crossnet
+from model_zoo.DIN_SENet import DIN_SENet
+from model_zoo.FiBiNET_Bilinear import FiBiNET_Bilinear
+from model_zoo.FiBiNET_Bilinear.FiBiNET_Bilinear import _bilinear
+from model_zoo.layers import TargetAttention, TargetAttentionBackbone
+
+B, L, D, d = 6, 5, 32, 8  # batch, history length, item vector size, field size (as in the `_test` expids)
+ATTENTIONS = ({"attention_type": "din", "attention_hidden_units": (16,)},
+              {"attention_type": "din", "attention_hidden_units": (16,), "din_use_softmax": True},
+              {"attention_type": "multihead", "num_heads": 4},
+              {"attention_type": "multihead", "num_heads": 2, "attention_dim": 16})
+
+
+def _mask(seed: int = 0) -> torch.Tensor:
+    """(B, L) mask, 1 = valid: row 0 all padding, row 1 all valid, the rest random with >= 1 valid item."""
+    g = torch.Generator().manual_seed(seed)
+    mask = (torch.rand(B, L, generator=g) > 0.4).float()
+    mask[:, -1] = 1.0
+    mask[0], mask[1] = 0.0, 1.0
+    return mask
+
+
+def _tensors(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, D, generator=g), torch.randn(B, L, D, generator=g), _mask(seed)
+
+
+# ---- the attention pooling ----------------------------------------------------------------------------------------
+def test_multihead_one_head_without_projections_equals_masked_softmax():
+    pool = TargetAttention(D, attention_type="multihead", num_heads=1, use_qkvo=False).eval()
+    target, history, mask = _tensors()
+    scores = (history @ target.unsqueeze(-1)).squeeze(-1) / D ** 0.5  # (B, L)
+    weights = scores.masked_fill(mask == 0, float("-inf")).softmax(dim=-1)[1:]  # row 0 has no valid item
+    expected = (weights.unsqueeze(-1) * history[1:]).sum(dim=1)  # (B-1, D)
+    assert torch.allclose(pool(target, history, mask)[1:], expected, atol=1e-6)
+
+
+def test_din_without_softmax_equals_masked_weighted_sum():
+    pool = TargetAttention(D, attention_type="din", attention_hidden_units=(16,)).eval()
+    target, history, mask = _tensors()
+    expanded = target.unsqueeze(1).expand(-1, L, -1)
+    scorer_in = torch.cat([expanded, history, expanded - history, expanded * history], dim=-1)  # (B, L, 4D)
+    weights = pool.attention.attention_layer(scorer_in.view(-1, 4 * D)).view(B, L) * mask
+    expected = (weights.unsqueeze(-1) * history).sum(dim=1)
+    assert torch.allclose(pool(target, history, mask), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs", ATTENTIONS, ids=lambda k: "-".join(str(v) for v in k.values()))
+def test_all_padding_history_gives_zero_not_nan(kwargs):
+    pool = TargetAttention(D, **kwargs).eval()
+    target, history, _ = _tensors()
+    empty = torch.zeros(B, L)
+    raw = pool.attention(target, history, empty)  # FuxiCTR's own layer: finite, but not 0 once softmax is involved
+    assert torch.isfinite(raw).all()
+    if kwargs["attention_type"] == "multihead" or kwargs.get("din_use_softmax"):
+        assert raw.abs().sum() > 0  # the mean of the padding vectors: why TargetAttention zeroes these rows
+    pooled = pool(target, history, empty)
+    assert torch.isfinite(pooled).all() and torch.equal(pooled, torch.zeros(B, D))
+
+
+@pytest.mark.parametrize("kwargs", ATTENTIONS, ids=lambda k: "-".join(str(v) for v in k.values()))
+def test_permuting_history_with_its_mask_leaves_pooled_vector_unchanged(kwargs):
+    pool = TargetAttention(D, **kwargs).eval()
+    target, history, mask = _tensors()
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    assert torch.allclose(pool(target, history, mask), pool(target, history[:, perm], mask[:, perm]), atol=1e-5)
+
+
+def test_target_attention_example_runs():
+    pool = TargetAttention(32, attention_type="multihead", num_heads=4)
+    assert pool(torch.randn(2, 32), torch.randn(2, 5, 32), torch.ones(2, 5)).shape == (2, 32)
+
+
+# ---- the fields -----------------------------------------------------------------------------------------------------
+def _backbone(**kwargs) -> TargetAttentionBackbone:
+    return TargetAttentionBackbone({"item_id": d, "item_tags": d, "item_emb_d128": 2 * d},
+                                   {"likes_level": d, "views_level": d}, d, **kwargs).eval()
+
+
+def test_stacked_fields_are_the_flat_vector_cut_into_chunks_of_d():
+    backbone = _backbone(attention_type="multihead", num_heads=2)
+    target, history, mask = _tensors()
+    fields = backbone(torch.randn(B, 2, d), target, history, mask)
+    stacked = backbone.stack(fields)  # (B, F, d)
+    assert stacked.shape == (B, backbone.num_fields, d) and backbone.num_fields == 2 + 2 * D // d
+    assert torch.equal(stacked.flatten(start_dim=1), backbone.flatten(fields))
+    assert backbone.flatten(fields).shape == (B, backbone.flat_dim)
+    assert torch.equal(stacked[:, 2:6].flatten(start_dim=1), target)  # target chunks follow the context fields
+    assert torch.equal(stacked[:, 6:].flatten(start_dim=1), fields.pooled_history)
+    assert backbone.field_names == (
+        "likes_level", "views_level", "target.item_id", "target.item_tags", "target.item_emb_d128[0]",
+        "target.item_emb_d128[1]", "history.item_id", "history.item_tags", "history.item_emb_d128[0]",
+        "history.item_emb_d128[1]")
+
+
+def test_backbone_without_context_fields():
+    backbone = TargetAttentionBackbone({"item_id": d, "item_emb": 2 * d}, {}, d, attention_type="multihead")
+    target, history, mask = _tensors()
+    fields = backbone(None, target[:, :3 * d], history[..., :3 * d], mask)
+    assert backbone.stack(fields).shape == (B, 6, d) and backbone.flatten(fields).shape == (B, 6 * d)
+
+
+def test_backbone_example_runs():
+    backbone = TargetAttentionBackbone({"item_id": 8, "item_emb": 16}, {"likes_level": 8}, 8,
+                                       attention_type="multihead", num_heads=2)
+    fields = backbone(torch.randn(2, 1, 8), torch.randn(2, 24), torch.randn(2, 5, 24), torch.ones(2, 5))
+    assert backbone.stack(fields).shape == (2, 7, 8)
+
+
+# ---- the models on the backbone ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def feature_map(tmp_path_factory):
+    return prepare.build_feature_map(load_params("DIN_SENet_test"), tmp_path_factory.mktemp("feature_map"))
+
+
+@pytest.fixture(scope="module")
+def batch() -> MMCTRBatch:
+    g = torch.Generator().manual_seed(0)
+    mask = _mask()
+    item_ids = torch.randint(1, 401, (B, L + 1), generator=g)
+    item_ids[:, :L] *= mask.long()  # padding positions hold item 0
+    rows = B * (L + 1)
+    item_dict = {"item_id": item_ids.flatten(), "item_tags": torch.randint(0, 200, (rows, 5), generator=g),
+                 "item_emb_d128": torch.randn(rows, 128, generator=g)}
+    batch_dict = {"likes_level": torch.randint(1, 11, (B,), generator=g),
+                  "views_level": torch.randint(1, 11, (B,), generator=g),
+                  "label": torch.randint(0, 2, (B,), generator=g).float()}
+    return MMCTRBatch(batch_dict, item_dict, mask)
+
+
+def _row(batch: MMCTRBatch, i: int) -> MMCTRBatch:
+    """Row ``i`` of ``batch`` as a batch of one (its L + 1 joined item rows)."""
+    return MMCTRBatch({k: v[i:i + 1] for k, v in batch.batch_dict.items()},
+                      {k: v[i * (L + 1):(i + 1) * (L + 1)] for k, v in batch.item_dict.items()}, batch.mask[i:i + 1])
+
+
+def _params(expid: str, tmp_path: Path, **overrides: Any) -> Dict[str, Any]:
+    params = load_params(expid)
+    params.update(model_root=str(tmp_path / "ckpt"), verbose=0, gpu=-1, **overrides)
+    return params
+
+
+def _build(model_cls, feature_map, tmp_path: Path, seed: int = 0, **overrides: Any):
+    torch.manual_seed(seed)
+    return model_cls(feature_map, **_params(f"{model_cls.__name__}_test", tmp_path, **overrides)).eval()
+
+
+def test_model_fields_follow_the_feature_map(feature_map, batch, tmp_path):
+    model = _build(DIN_SENet, feature_map, tmp_path)
+    assert model.backbone.num_fields == 10 and model.backbone.field_names[4] == "target.item_emb_d128[0]"
+    with torch.no_grad():
+        fields = model.embed_fields(batch)
+        assert torch.equal(fields.pooled_history[0], torch.zeros(model.item_info_dim))  # row 0: no history
+        assert torch.isfinite(model(batch)["y_pred"]).all()
+
+
+def test_din_crossnet_stacked_and_parallel_wire_differently(feature_map, batch, tmp_path):
+    seen: Dict[str, Dict[str, torch.Tensor]] = {}
+    for structure in ("stacked", "parallel"):
+        model = _build(DIN_CrossNet, feature_map, tmp_path, model_structure=structure)
+        record = seen.setdefault(structure, {})
+        model.crossnet.register_forward_hook(lambda m, i, o, r=record: r.update(cross_in=i[0], cross_out=o))
+        model.dnn.register_forward_hook(lambda m, i, o, r=record: r.update(dnn_in=i[0]))
+        with torch.no_grad():
+            record["y"] = model(batch)["y_pred"]
+        record["fc_in"] = torch.tensor(model.fc.in_features)
+    stacked, parallel = seen["stacked"], seen["parallel"]
+    assert stacked["y"].shape == parallel["y"].shape == (B, 1)
+    assert torch.equal(stacked["dnn_in"], stacked["cross_out"])  # cross -> DNN
+    assert torch.equal(parallel["dnn_in"], parallel["cross_in"])  # cross || DNN, both on the flat fields
+    flat_dim = parallel["cross_in"].shape[1]
+    assert int(stacked["fc_in"]) == 16 and int(parallel["fc_in"]) == flat_dim + 16
+    assert not torch.allclose(stacked["y"], parallel["y"])
+
+
+def test_din_crossnet_takes_its_cross_network_as_a_module(feature_map, batch, tmp_path):
+    flat_dim = _build(DIN_CrossNet, feature_map, tmp_path).backbone.flat_dim
+    crossnet = CrossNetV2(flat_dim, num_layers=1)
+    model = _build(DIN_CrossNet, feature_map, tmp_path, crossnet=crossnet)
+    assert model.crossnet is crossnet
+    assert any(p is crossnet.cross_layers[0].weight for p in model.parameters())
+    with torch.no_grad():
+        assert model(_row(batch, 2))["y_pred"].shape == (1, 1)
+
+
+def test_build_crossnet_picks_the_variant():
+    assert isinstance(build_crossnet(64, 3), CrossNetV2)
+    assert isinstance(build_crossnet(64, 3, low_rank=8), CrossNetMix)
+    mix = build_crossnet(64, num_layers=3, low_rank=8, num_experts=2)  # the docstring example
+    assert isinstance(mix, CrossNetMix) and mix.num_experts == 2 and mix(torch.randn(4, 64)).shape == (4, 64)
+
+
+def test_crossnet_mix_keeps_the_batch_dim_for_one_row(feature_map, batch, tmp_path):
+    model = _build(DIN_CrossNet, feature_map, tmp_path)  # the _test expid uses CrossNetMix
+    assert isinstance(model.crossnet, CrossNetMix)
+    with torch.no_grad():
+        assert model(_row(batch, 1))["y_pred"].shape == (1, 1)
+
+
+@pytest.mark.parametrize("bilinear_type", ("field_all", "field_each", "field_interaction"))
+def test_fibinet_bilinear_types(feature_map, batch, tmp_path, bilinear_type):
+    model = _build(FiBiNET_Bilinear, feature_map, tmp_path, bilinear_type=bilinear_type)
+    with torch.no_grad():
+        y = model(batch)["y_pred"]
+    assert y.shape == (B, 1) and torch.isfinite(y).all()
+    assert not any("triu_index" in n for n, _ in model.named_parameters())
+    assert not any("triu_index" in k for k in model.state_dict())
+
+
+@pytest.mark.parametrize("bilinear_type", ("field_all", "field_each", "field_interaction"))
+def test_bilinear_with_buffer_index_equals_fuxictr_layer(bilinear_type):
+    torch.manual_seed(0)
+    ours, theirs = _bilinear(10, d, bilinear_type), BilinearInteractionV2(10, d, bilinear_type=bilinear_type)
+    theirs.bilinear_W.data.copy_(ours.bilinear_W.data)
+    fields = torch.randn(B, 10, d)
+    assert torch.allclose(ours(fields), theirs(fields), atol=1e-6)
+
+
+# ---- invalid configurations -----------------------------------------------------------------------------------------
+def test_invalid_model_structure(feature_map, tmp_path):
+    with pytest.raises(ValueError, match=r"model_structure='diagonal'.*\('stacked', 'parallel'\)"):
+        _build(DIN_CrossNet, feature_map, tmp_path, model_structure="diagonal")
+
+
+def test_invalid_bilinear_type(feature_map, tmp_path):
+    with pytest.raises(ValueError, match=r"bilinear_type='field_pair'.*'field_all', 'field_each', 'field_interaction'"):
+        _build(FiBiNET_Bilinear, feature_map, tmp_path, bilinear_type="field_pair")
+
+
+def test_item_size_not_a_multiple_of_field_dim(feature_map, tmp_path):
+    with pytest.raises(ValueError, match=r"'item_emb_d128' has embedding size 12, not a multiple of field_dim=8"):
+        TargetAttentionBackbone({"item_id": 8, "item_tags": 8, "item_emb_d128": 12}, {}, 8)
+    odd_map = copy.deepcopy(feature_map)
+    odd_map.features["item_emb_d128"]["embedding_dim"] = 12  # D = 28, not a multiple of d = 8
+    with pytest.raises(ValueError, match=r"D=28\) divisible by field_dim"):
+        _build(DIN_SENet, odd_map, tmp_path)
+
+
+@pytest.mark.parametrize("model_cls, key, value, match", [
+    (DIN_SENet, "attention_type", "transformer", r"attention_type='transformer'.*\('din', 'multihead'\)"),
+    (DIN_SENet, "num_heads", 3, r"num_heads=3 must be >= 1 and divide attention_dim=32"),
+    (DIN_SENet, "excitation_activation", "Tanh", r"excitation_activation='Tanh'.*\('ReLU', 'Sigmoid'\)"),
+    (FiBiNET_Bilinear, "reduction_ratio", 0, r"reduction_ratio=0"),
+    (DIN_CrossNet, "crossnet", "CrossNetV2", r"crossnet='CrossNetV2'; expected an nn.Module"),
+    (DIN_CrossNet, "num_cross_layers", 0, r"num_cross_layers=0; expected an integer >= 1"),
+])
+def test_invalid_values_name_key_value_and_allowed(feature_map, tmp_path, model_cls, key, value, match):
+    with pytest.raises(ValueError, match=match):
+        _build(model_cls, feature_map, tmp_path, **{key: value})
+
+
+def test_context_field_of_another_size():
+    with pytest.raises(ValueError, match=r"context feature 'likes_level' has embedding size 4"):
+        TargetAttentionBackbone({"item_id": 8}, {"likes_level": 4}, 8)
