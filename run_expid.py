@@ -25,8 +25,11 @@ DEFAULT_RESULTS = REPO_ROOT / "results" / "results.csv"
 
 
 def run(expid: str, config_dir: Optional[str] = None, gpu: int = -1, results: Path = DEFAULT_RESULTS,
-        command: str = "") -> Dict[str, Any]:
-    """Train and evaluate ``expid``; returns the result row (also appended to ``results``)."""
+        command: str = "", submission: Optional[Path] = None) -> Dict[str, Any]:
+    """Train and evaluate ``expid``; returns the result row (also appended to ``results``).
+
+    ``submission``: a folder that receives ``prediction.csv`` (ID,Task2) and ``<expid>.zip`` (model_zoo.submission).
+    """
     import model_zoo  # noqa: F401  (registers the models)
     from fuxictr.pytorch.torch_utils import seed_everything
     from fuxictr.utils import set_logger
@@ -72,6 +75,11 @@ def run(expid: str, config_dir: Optional[str] = None, gpu: int = -1, results: Pa
     if test_gen is not None and test_has_labels:
         logging.info("******** Test evaluation ********")
         test_logs = model.evaluate(test_gen)
+    if submission is not None:
+        from model_zoo.submission import make_submission
+        if test_gen is None:
+            raise ZooError(f"--submission: dataset '{params['dataset_id']}' has no test_data")
+        make_submission(model, test_gen, files, submission, expid, reference_auc=test_logs.get("AUC"))
     oracle = prepare.oracle_metrics(files)
     row = {
         "timestamp": datetime.now().strftime("%Y%m%d-%H%M%S"), "expid": expid, "model": params["model"],
@@ -101,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--expid", required=True, help="experiment id, e.g. DMF_MicroLens_synth")
     parser.add_argument("--gpu", type=int, default=-1, help="GPU index; -1 = CPU")
     parser.add_argument("--results", default=str(DEFAULT_RESULTS), help="results CSV to append to")
+    parser.add_argument("--submission", default=None, metavar="DIR",
+                        help="also write DIR/prediction.csv (ID,Task2, test row order) and DIR/<expid>.zip")
     return parser
 
 
@@ -108,7 +118,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     command = "python " + " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:]))
     try:
-        run(args.expid, args.config, args.gpu, Path(args.results), command=command)
+        run(args.expid, args.config, args.gpu, Path(args.results), command=command,
+            submission=Path(args.submission) if args.submission else None)
     except ZooError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

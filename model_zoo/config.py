@@ -41,6 +41,7 @@ RUNNER_KEYS = DATASET_KEYS | frozenset({
     "max_len", "group_id", "use_features", "feature_specs", "feature_config", "pickle_feature_encoder", "debug_mode",
     "max_gradient_norm", "gpu", "optimizer", "loss", "metrics", "verbose",
 })
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: about 10x faster
 PATH_KEYS = ("data_root", "train_data", "valid_data", "test_data", "item_info", "item_feature", "item_emb", "model_root")
 
 
@@ -53,7 +54,7 @@ def resolve_path(path: str | os.PathLike) -> Path:
 def _read_yaml(path: Path) -> Dict[str, Any]:
     try:
         with open(path, "r", encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+            data = yaml.load(fh, Loader=_YamlLoader) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

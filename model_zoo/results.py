@@ -29,15 +29,16 @@ def append_result(path: str | os.PathLike, row: Mapping[str, Any]) -> Path:
         raise ValueError(f"result row has unknown fields {sorted(unknown)}; expected a subset of {RESULT_FIELDS}")
     with open(path.with_suffix(path.suffix + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        old = path.read_text(encoding="utf-8") if path.is_file() else ""
+        rows = read_results(path)  # rows of an older layout are carried over under the current header
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=RESULT_FIELDS, lineterminator="\n")
-        if not old:
-            writer.writeheader()
-        writer.writerow({k: row.get(k, "") for k in RESULT_FIELDS})
+        writer = csv.DictWriter(buf, fieldnames=RESULT_FIELDS, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        for old in rows + [dict(row)]:
+            writer.writerow({k: old.get(k, "") for k in RESULT_FIELDS})
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(old + buf.getvalue())
+            fh.write(buf.getvalue())
         os.replace(tmp, path)
     return path
 

@@ -3,19 +3,18 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Sequence
 
-import torch
-from fuxictr.pytorch.layers import DIN_Attention, MLP_Block
+from fuxictr.pytorch.layers import MLP_Block
 from torch import Tensor
 
 from model_zoo.datasets.loader import MMCTRBatch
-from model_zoo.layers.mmctr_base import MMCTRModel
+from model_zoo.layers.target_attention import TargetAttentionModel
 from model_zoo.registry import register_model
 
 __all__ = ["DIN"]
 
 
 @register_model
-class DIN(MMCTRModel):
+class DIN(TargetAttentionModel):
     """Deep Interest Network over MMCTR item features (the challenge baseline).
 
     Every ``source: item`` feature (item id, pooled tags, projected multimodal vector) is embedded for the target and
@@ -25,6 +24,9 @@ class DIN(MMCTRModel):
     Reference:
         Zhou et al., "Deep Interest Network for Click-Through Rate Prediction", KDD 2018, arXiv:1706.06978.
         Baseline of the WWW 2025 MMCTR challenge, ``reczoo/WWW2025_MMCTR_Challenge:src/DIN.py`` (fuxictr 2.3.7).
+
+    Built on the zoo's shared ``TargetAttentionModel`` backbone with ``attention_type="din"``; the DNN input is the
+    backbone's flat view (context fields ‖ target ‖ pooled history), 640-d with the challenge's config.
 
     Deviations from paper:
         As in the challenge baseline: no Dice in the DNN by default (ReLU), no mini-batch aware regularisation,
@@ -55,22 +57,17 @@ class DIN(MMCTRModel):
                  attention_dropout: float = 0.1, din_use_softmax: bool = False, net_dropout: float = 0.0,
                  batch_norm: bool = True, learning_rate: float = 1e-3, optimizer: str = "adam",
                  loss: str = "binary_crossentropy", **kwargs) -> None:
-        super().__init__(feature_map, model_id=model_id, **kwargs)
-        self.attention = DIN_Attention(self.item_info_dim, attention_units=list(attention_hidden_units),
-                                       hidden_activations=attention_hidden_activations,
-                                       output_activation=attention_output_activation,
-                                       dropout_rate=attention_dropout, use_softmax=din_use_softmax)
-        self.dnn = MLP_Block(input_dim=self.row_emb_dim + 2 * self.item_info_dim, output_dim=1,
-                             hidden_units=list(dnn_hidden_units), hidden_activations=dnn_activations,
-                             output_activation=self.output_activation, dropout_rates=net_dropout,
-                             batch_norm=batch_norm)
+        super().__init__(feature_map, model_id=model_id, attention_type="din",
+                         attention_hidden_units=attention_hidden_units,
+                         attention_hidden_activations=attention_hidden_activations,
+                         attention_output_activation=attention_output_activation,
+                         attention_dropout=attention_dropout, din_use_softmax=din_use_softmax, **kwargs)
+        self.dnn = MLP_Block(input_dim=self.backbone.flat_dim, output_dim=1, hidden_units=list(dnn_hidden_units),
+                             hidden_activations=dnn_activations, output_activation=self.output_activation,
+                             dropout_rates=net_dropout, batch_norm=batch_norm)
         self.finish(optimizer, loss, learning_rate)
 
     def forward(self, inputs: MMCTRBatch) -> Dict[str, Tensor]:
-        row_inputs, item_inputs, mask = self.get_inputs(inputs)
-        target_emb, history_emb = self.embed_items(item_inputs, mask.shape[0])  # (B, D), (B, L, D)
-        pooled_history = self.attention(target_emb, history_emb, mask)  # (B, D)
-        parts = [target_emb, pooled_history]
-        if row_inputs:
-            parts.insert(0, self.embedding_layer(row_inputs, flatten_emb=True))  # (B, row_emb_dim)
-        return {"y_pred": self.dnn(torch.cat(parts, dim=-1))}
+        fields = self.embed_fields(inputs)
+        # context fields ‖ target (B, D) ‖ attention-pooled history (B, D), as the challenge's DNN input
+        return {"y_pred": self.dnn(self.backbone.flatten(fields))}

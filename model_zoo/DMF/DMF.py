@@ -45,7 +45,8 @@ class DecoupledTargetAttention(nn.Module):
 
     ``scores = (q . K^id_j + (q P_K^T)[b_j]) / sqrt(d_h)``, ``out = alpha V^id + scatter_b(alpha) P_V``, evaluated as a
     gather from ``q P_K^T`` (B, h, K n_b) and a scatter of alpha into buckets, never as an (N, L, d_a) tensor. With a
-    history of shape (L, d) shared by N candidates, K^id and V^id come from :meth:`prepare_history` once per user.
+    history of shape (L, d) shared by N candidates, :meth:`prepare_history` computes K^id and V^id once per user
+    and stacks them over P_K and P_V, so a candidate costs two small GEMMs, a gather and a scatter.
 
     Args:
         input_dim: d, the item vector size.
@@ -86,27 +87,46 @@ class DecoupledTargetAttention(nn.Module):
         return x.view(*x.shape[:-1], self.num_heads, self.head_dim)
 
     def prepare_history(self, history: Tensor) -> Tuple[Tensor, Tensor]:
-        """Target-agnostic K^id, V^id: (..., L, h, d_h) each, from history item vectors (..., L, d)."""
-        return self._heads(self.key(history)), self._heads(self.value(history))
+        """Target-agnostic K^id, V^id: (B, L, h, d_h) each from per-row history vectors (B, L, d).
+
+        For one user's history (L, d) (serving) the bucket tables are appended once, giving [K^id; P_K] and
+        [V^id; P_V] of shape (L + K n_b, h, d_h): each candidate then needs one GEMM for all its scores and one for
+        its output."""
+        keys, values = self._heads(self.key(history)), self._heads(self.value(history))
+        if history.dim() == 2:
+            keys = torch.cat([keys, self._heads(self.key_buckets.weight)], dim=0)  # (L + K n_b, h, d_h)
+            if self.value_buckets is not None:
+                values = torch.cat([values, self._heads(self.value_buckets.weight)], dim=0)
+        return keys, values
 
     def forward(self, target: Tensor, state: Tuple[Tensor, Tensor], bucket_ids: Tensor, mask: Tensor) -> Tensor:
-        """``target`` (B, d); ``state`` per row (B, L, h, d_h) x2 or shared (L, h, d_h) x2; ``bucket_ids`` (B, K, L)
+        """``target`` (B, d); ``state`` from :meth:`prepare_history`, per row or shared; ``bucket_ids`` (B, K, L)
         offset by modality; ``mask`` (B, L) or shared (L,) -> (B, output_dim)."""
         keys, values = state
         shared = keys.dim() == 3
         rows, num_mod, length = bucket_ids.shape
-        q = self._heads(self.query(target))  # (B, h, d_h)
-        scores = torch.einsum("bhd,lhd->bhl" if shared else "bhd,blhd->bhl", q, keys)  # (B, h, L)
-        flat_ids = bucket_ids.reshape(rows, 1, num_mod * length).expand(-1, self.num_heads, -1)  # (B, h, K L)
-        q_pk = torch.einsum("bhd,rhd->bhr", q, self._heads(self.key_buckets.weight))  # (B, h, K n_b)
-        scores = scores + q_pk.gather(2, flat_ids).view(rows, self.num_heads, num_mod, length).sum(2)
-        alpha = _masked_softmax(scores * self.scale, mask)  # (B, h, L)
-        out = torch.einsum("bhl,lhd->bhd" if shared else "bhl,blhd->bhd", alpha, values)  # (B, h, d_h)
-        if self.value_buckets is not None:
-            bucket_mass = alpha.new_zeros(rows, self.num_heads, self.value_buckets.num_embeddings)  # (B, h, K n_b)
-            spread = alpha.unsqueeze(2).expand(-1, -1, num_mod, -1).reshape(rows, self.num_heads, -1)  # (B, h, K L)
+        heads = self.num_heads
+        q = self._heads(self.query(target)) * self.scale  # (B, h, d_h), pre-scaled
+        flat_ids = bucket_ids.reshape(rows, 1, num_mod * length).expand(-1, heads, -1)  # (B, h, K L)
+        if shared:  # q [K^id; P_K]^T in one GEMM: (B, h, L + K n_b)
+            q_all = torch.einsum("bhd,rhd->bhr", q, keys)
+            scores, q_pk = q_all[..., :length], q_all[..., length:]  # (B, h, L), (B, h, K n_b)
+        else:
+            scores = torch.einsum("bhd,blhd->bhl", q, keys)  # (B, h, L)
+            q_pk = torch.einsum("bhd,rhd->bhr", q, self._heads(self.key_buckets.weight))  # (B, h, K n_b)
+        scores = scores + q_pk.gather(2, flat_ids).view(rows, heads, num_mod, length).sum(2)
+        alpha = _masked_softmax(scores, mask)  # (B, h, L)
+        if self.value_buckets is None:
+            out = torch.einsum("bhl,lhd->bhd" if shared else "bhl,blhd->bhd", alpha, values)  # (B, h, d_h)
+        else:  # scatter_b(alpha): the attention mass per bucket, (B, h, K n_b)
+            bucket_mass = alpha.new_zeros(rows, heads, self.value_buckets.num_embeddings)
+            spread = alpha.unsqueeze(2).expand(-1, -1, num_mod, -1).reshape(rows, heads, -1)  # (B, h, K L)
             bucket_mass.scatter_add_(2, flat_ids, spread)
-            out = out + torch.einsum("bhr,rhd->bhd", bucket_mass, self._heads(self.value_buckets.weight))
+            if shared:  # [alpha | mass] [V^id; P_V] in one GEMM
+                out = torch.einsum("bhr,rhd->bhd", torch.cat([alpha, bucket_mass], dim=-1), values)
+            else:
+                out = torch.einsum("bhl,blhd->bhd", alpha, values) + torch.einsum(
+                    "bhr,rhd->bhd", bucket_mass, self._heads(self.value_buckets.weight))
         out = out.reshape(rows, -1)  # (B, d_a)
         return self.output_layer(out) if self.output_layer is not None else out
 
@@ -218,7 +238,10 @@ class DMF(MMCTRModel):
         equal-width or quantile edges, separate P_K/P_V per modality (summed), scaled dot-product DTA with no key bias,
         SimTier histogram of n_t equal-width tiers, CMM ``concat`` by default (``weighted_sum``/``gate`` project both
         pathways to d_a with one Linear each). No scaled-lookup encoding (DMAE), no Dice. The unknown paper values
-        (n_b, n_t, dims, encoders) are spec defaults.
+        (n_b, n_t, dims, encoders) are spec defaults. The head's "projected target MM vector" is FuxiCTR's projection
+        of ``item_emb_d128`` (the challenge's PCA of text and image), not a new projection of the raw encoder vectors.
+        ``mm_source`` is explicit (default ``item_feature``), not picked by file presence, because K fixes the
+        parameter shapes before any file is read. The early-fusion comparator uses d_s = d_a.
 
     Args:
         mm_source: ``"item_feature"`` (K modalities from item_feature.parquet; needs :meth:`attach_data`) or

@@ -32,6 +32,7 @@ ids and rows; dropped item ids are listed in full.
 """
 from __future__ import annotations
 
+import collections.abc
 import json
 import os
 import re
@@ -281,15 +282,16 @@ class _Tracker:
             r = int(rows[0])
             value = what(r) if callable(what) else what
             shown_value = f"value {value}; " if value is not None else ""
+            first = f", item_id {int(ids[r])} first" if r < len(ids) and ids[r] >= 0 else ""
             raise DataError(f"{shown_value}expected {CLASSES[name].expected} (ingest class '{name}', policy 'fail'; "
-                            f"{rows.size} row(s) affected, item_id {int(ids[r]) if r < len(ids) else '?'} first). "
+                            f"{rows.size} row(s) affected{first}). "
                             f"Set ingest policy {name} to one of {tuple(p for p in CLASSES[name].allowed if p != 'fail')}"
                             f" to continue", path=self.shown, column=column, row=r)
         self.rows[name].append(rows)
         self.columns[name][column] = self.columns[name].get(column, 0) + int(rows.size)
         room = self.max_samples - len(self.sample_ids[name])
         if room > 0:
-            self.sample_ids[name] += [int(ids[r]) for r in rows[:room]]
+            self.sample_ids[name] += [int(ids[r]) if ids[r] >= 0 else None for r in rows[:room]]
 
     def all_rows(self, name: str) -> np.ndarray:
         return np.unique(np.concatenate(self.rows[name])) if self.rows[name] else np.zeros(0, dtype=np.int64)
@@ -360,12 +362,13 @@ def ingest_arrays(item_ids: Any, vectors: Mapping[str, Any], titles: Optional[Se
             _apply(pol[name], rows, flags, drop, CLASSES[name].bit)
             if pol[name] == "zero_fill":
                 title_arr[rows] = ""
-        title_arr = np.array(["" if not isinstance(t, str) else t for t in title_arr], dtype=object)
+        title_arr = np.array([t if isinstance(t, str) else "" if t is None or t != t else str(t)  # None / NaN
+                              for t in title_arr], dtype=object)
 
     # vectors
     mats: Dict[str, np.ndarray] = {}
-    for column, values in vectors.items():
-        mat, bad_len, d = _matrix_from(values, expected_dims.get(column))
+    for column in vectors:
+        mat, bad_len, d = _matrix_from(vectors[column], expected_dims.get(column))
         rows = np.flatnonzero(bad_len)
         tr.hit("emb_dim_mismatch", rows, ids, column, lambda r, d=d: f"of length != {d}")
         _apply(pol["emb_dim_mismatch"], rows, flags, drop, CLASSES["emb_dim_mismatch"].bit)
@@ -396,7 +399,7 @@ def ingest_arrays(item_ids: Any, vectors: Mapping[str, Any], titles: Optional[Se
     out_ids = ids[keep]
     out_flags = flags[keep]
     out_titles = title_arr[keep] if title_arr is not None else None
-    out_mats = {c: m[keep] for c, m in mats.items()}
+    out_mats = {c: m if keep.all() else m[keep] for c, m in mats.items()}   # no copy in the common clean case
     if pol["id_duplicate"] == "zero_fill":
         collapsed = dup_of_first[keep]
         for m in out_mats.values():
@@ -422,15 +425,20 @@ def ingest_arrays(item_ids: Any, vectors: Mapping[str, Any], titles: Optional[Se
         out_mats = {c: np.concatenate([m, np.zeros((missing.size, m.shape[1]), dtype=np.float32)])
                     for c, m in out_mats.items()}
     srt = np.argsort(out_ids, kind="stable")
-    result = IngestResult(out_ids[srt], out_titles[srt] if out_titles is not None else None,
-                          {c: np.ascontiguousarray(m[srt]) for c, m in out_mats.items()}, out_flags[srt])
+    if np.array_equal(srt, np.arange(len(srt))):   # already sorted (the challenge layout): keep the matrices
+        result = IngestResult(out_ids, out_titles, out_mats, out_flags)
+    else:
+        result = IngestResult(out_ids[srt], out_titles[srt] if out_titles is not None else None,
+                              {c: m[srt] for c, m in out_mats.items()}, out_flags[srt])
+    del mats, out_mats
 
     # a column whose usable vectors are all identical carries no information
     usable = result.usable()
     for column, m in result.vectors.items():
         if usable.sum() > 1 and m.shape[1] and not (m[usable] != m[usable][0]).any():
-            tr.hit("column_constant", np.flatnonzero(usable)[:1], result.item_ids, column,
-                   f"identical for all {int(usable.sum())} usable items")
+            raise DataError(f"all {int(usable.sum())} usable vectors are identical; expected "
+                            f"{CLASSES['column_constant'].expected} (ingest class 'column_constant', policy 'fail')",
+                            path=source, column=column)
 
     dropped_rows = np.flatnonzero(drop)
     report = {
@@ -488,14 +496,31 @@ def ingest_item_table(path: str | Path, *, vector_columns: Sequence[str] = ("txt
         if col not in names:
             raise DataError(f"missing column '{col}'{did_you_mean(col, names)}; the file has columns {names}",
                             path=shown, column=col)
-    table = pf.read(columns=wanted)
-    id_col = table.column("item_id")
+    id_col = pf.read(columns=["item_id"]).column("item_id")
     if pa.types.is_integer(id_col.type) and id_col.null_count == 0:
         item_ids: Any = id_col.to_numpy().astype(np.int64)
     else:
         item_ids = id_col.to_pylist()
-    titles = table.column(title_column).to_pylist() if title_column else None
-    vectors = {c: table.column(c) for c in vector_columns}
-    del table
+    titles = pf.read(columns=[title_column]).column(title_column).to_pylist() if title_column else None
+    # one column at a time, so only one arrow copy of a modality is alive next to the numpy matrices
+    vectors = _LazyColumns(pf, vector_columns)
     return ingest_arrays(item_ids, vectors, titles, num_items=num_items, expected_dims=expected_dims,
                          policies=policies, source=shown, report_path=report_path, max_samples=max_samples)
+
+
+class _LazyColumns(collections.abc.Mapping):
+    """column -> arrow column, read from the parquet file when accessed and never kept."""
+
+    def __init__(self, pf: pq.ParquetFile, columns: Sequence[str]) -> None:
+        self.pf, self.columns = pf, list(columns)
+
+    def __getitem__(self, name: str) -> pa.ChunkedArray:
+        if name not in self.columns:
+            raise KeyError(name)
+        return self.pf.read(columns=[name]).column(name)
+
+    def __iter__(self):
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
