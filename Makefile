@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): setup.cfg constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]' --config-settings editable_mode=compat
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,encoders]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -145,6 +145,8 @@ def apply_embedding_variant(params: Dict[str, Any], files: DatasetFiles, *,
     cols = [c for c in expand_feature_cols(params["feature_cols"]) if c["name"] not in info.drop_features]
     cols += [dict(c) for c in info.extra_feature_cols]
     params = dict(params, feature_cols=cols, item_info=str(info.item_info))
+    if params.get("feature_specs"):  # overrides of dropped features would point at nothing
+        params["feature_specs"] = [s for s in params["feature_specs"] if s.get("name") not in info.drop_features]
     return params, dataclasses.replace(files, item_info=Path(info.item_info))
 
 

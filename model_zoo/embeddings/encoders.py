@@ -637,7 +637,8 @@ def _titles(args: argparse.Namespace) -> Dict[str, Any]:
         vectors, done = None, False
     s = cache.stats
     result = {"titles": len(titles), "complete": done, "shards": s.num_shards, "reused_shards": s.reused_shards,
-              "new_shards": s.new_shards, "encoded_titles": s.encoded_items, "encode_seconds": round(s.encode_seconds, 2),
+              "new_shards": s.new_shards, "encoded_titles": s.encoded_items,
+              "encode_seconds": round(s.encode_seconds, 2),
               "titles_per_s": s.items_per_second, "threads": torch.get_num_threads(),
               "cache_dir": str(cache_dir)}
     if vectors is not None:

@@ -3,23 +3,23 @@
 Every problem belongs to one *class*; each class has a configurable *policy*, and every affected item is counted,
 flagged and reported. Nothing is removed silently.
 
-=====================  ====  ===============================================================  =======================
-class                  bit   what is detected                                                 policies (default first)
-=====================  ====  ===============================================================  =======================
-``id_invalid``         --    item_id null, not an integer, < 1, or >= the item vocab          fail, drop
-``id_duplicate``       1     an item_id on more than one row (every copy after the first)     fail, drop, zero_fill
-``id_missing``         2     an id 1..I of the vocab with no row                              zero_fill, fail
-``title_non_text``     4     title null / not a string / no letter at all ("12345", "!!!")    zero_fill, fail, drop, keep
-``title_empty``        8     empty or whitespace-only title                                   zero_fill, fail, drop, keep
-``title_mojibake``     16    U+FFFD, control characters, UTF-8 read as Latin-1 ("Ã©", "â€™")  zero_fill, fail, drop, keep
-``title_mistranslation`` 32  translation residue: CJK characters, HTML entities, literal "\\n"  keep, fail, drop, zero_fill
-``title_broken_json``  64    unbalanced {} / [], or JSON fragments ('{"', '":', '\\"')         zero_fill, fail, drop, keep
-``emb_dim_mismatch``   128   vector null or of another length than expected                   fail, drop, zero_fill
-``emb_nonfinite``      256   NaN or +-Inf in a vector                                         zero_fill, fail, drop
-``emb_zero_norm``      512   an all-zero vector                                               zero_fill, fail, drop
-``emb_constant``       1024  every entry of a vector equal (and non-zero): a fill value       zero_fill, fail, drop
-``column_constant``    --    all usable vectors of a column identical (PCA would be empty)    fail
-=====================  ====  ===============================================================  =======================
+Classes, their flag bit and policies (the default first):
+
+* ``id_invalid`` (no bit): item_id null, not an integer, < 1 or >= the item vocab. fail | drop.
+* ``id_duplicate`` (1): an item_id on more than one row (every copy after the first). fail | drop | zero_fill.
+* ``id_missing`` (2): an id 1..I of the vocab without a row. zero_fill | fail.
+* ``title_non_text`` (4): null, not a string, or no letter at all ("12345", "!!!"). zero_fill | fail | drop | keep.
+* ``title_empty`` (8): empty or whitespace-only. zero_fill | fail | drop | keep.
+* ``title_mojibake`` (16): U+FFFD, control characters, UTF-8 read as Latin-1 ("Ã©", "â€™").
+  zero_fill | fail | drop | keep.
+* ``title_mistranslation`` (32): translation residue: leftover CJK characters, HTML entities, a literal "\\n".
+  keep | fail | drop | zero_fill.
+* ``title_broken_json`` (64): unbalanced {} / [] or JSON fragments ('{"', '":', '\\"'). zero_fill | fail | drop | keep.
+* ``emb_dim_mismatch`` (128): vector null or of another length than expected. fail | drop | zero_fill.
+* ``emb_nonfinite`` (256): NaN or +-Inf in a vector. zero_fill | fail | drop.
+* ``emb_zero_norm`` (512): an all-zero vector. zero_fill | fail | drop.
+* ``emb_constant`` (1024): every entry of a vector equal (and non-zero): a fill value. zero_fill | fail | drop.
+* ``column_constant`` (no bit): all usable vectors of a column identical (PCA would be empty). fail.
 
 Policies: ``fail`` raises :class:`~model_zoo.errors.DataError` naming the file, column, (0-based) row and value;
 ``drop`` removes the row (the item gets the ``dropped`` bit where a dense table is built from the result);
@@ -84,7 +84,7 @@ VECTOR_BITS = 1 | 2 | 128 | 256 | 512 | 1024  # an item with one of these has no
 _TITLE_CLASSES = ("title_non_text", "title_empty", "title_mojibake", "title_mistranslation", "title_broken_json")
 _EMB_CLASSES = ("emb_dim_mismatch", "emb_nonfinite", "emb_zero_norm", "emb_constant")
 
-# UTF-8 bytes decoded as Latin-1/cp1252 ("Ã©", "Â ", "â€™", "ðŸ"), BOM residue, U+FFFD, C0 controls except \t \n \r.
+# UTF-8 read as Latin-1/cp1252 ("Ã©", "Â ", "â€™", "ðŸ"), BOM residue, U+FFFD, C0 controls except \t \n \r.
 _MOJIBAKE = re.compile("\ufffd|[\u00c2\u00c3][\u0080-\u00bf\u00a0]|\u00e2\u20ac|\u00f0\u0178|\u00ef\u00bb\u00bf"
                        "|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Residue of machine translation from Chinese: untranslated Han characters, kana; escaped markup.
@@ -283,10 +283,11 @@ class _Tracker:
             value = what(r) if callable(what) else what
             shown_value = f"value {value}; " if value is not None else ""
             first = f", item_id {int(ids[r])} first" if r < len(ids) and ids[r] >= 0 else ""
+            others = tuple(p for p in CLASSES[name].allowed if p != "fail")
             raise DataError(f"{shown_value}expected {CLASSES[name].expected} (ingest class '{name}', policy 'fail'; "
                             f"{rows.size} row(s) affected{first}). "
-                            f"Set ingest policy {name} to one of {tuple(p for p in CLASSES[name].allowed if p != 'fail')}"
-                            f" to continue", path=self.shown, column=column, row=r)
+                            f"Set ingest policy {name} to one of {others} to continue",
+                            path=self.shown, column=column, row=r)
         self.rows[name].append(rows)
         self.columns[name][column] = self.columns[name].get(column, 0) + int(rows.size)
         room = self.max_samples - len(self.sample_ids[name])

@@ -330,6 +330,7 @@ class _Builder:
             if previous.get("inputs") != inputs:   # refresh the mtimes so the next call skips the hashing
                 _write_json_atomic(sidecar, dict(previous, inputs=inputs))
             self._built[name], self.cached[name] = info, True
+            log.info("embedding variant %s: cached %s", name, out)
             return info
         started = time.perf_counter()
         report = self._build(name, spec, out, key, settings, inputs, dep)
@@ -338,6 +339,8 @@ class _Builder:
         _write_json_atomic(sidecar, report)
         info = _info_from_report(name, out, report)
         self._built[name], self.cached[name] = info, False
+        log.info("embedding variant %s: built %s in %.1f s (explained variance %s)", name, out, self.timings[name],
+                 report.get("explained_variance"))
         return info
 
     def _bar(self, name: str, total: int):
@@ -595,7 +598,8 @@ def summary_rows(infos: Sequence[VariantInfo], builder: Optional[_Builder] = Non
             "explained_variance_image": r.get("explained_variance_image"),
             "sid_levels": r.get("sid_levels"), "codebook_size": q.get("codebook_size_effective"),
             "relative_error": err, "dead_codes": [u["dead"] for u in q.get("usage", [])],
-            "features_added": [c["name"] for c in info.extra_feature_cols], "features_dropped": list(info.drop_features),
+            "features_added": [c["name"] for c in info.extra_feature_cols],
+            "features_dropped": list(info.drop_features),
             "usable_items": r.get("usable_items"), "flagged_items": r.get("flagged_items"),
             "cached": builder.cached.get(info.name) if builder else None,
             "build_seconds": round(builder.timings[info.name], 2) if builder and info.name in builder.timings else None,
