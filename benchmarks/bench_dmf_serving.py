@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -30,11 +31,16 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
-import torch
+# Before torch loads OpenMP: sleeping (not spinning) worker threads. On a shared machine a spinning thread stalls
+# every parallel op whenever the other core is busy, which swamps short paths (DTA serving: ~3 ms) far more than long
+# ones; with PASSIVE the numbers match --threads 1 under load. Set OMP_WAIT_POLICY=ACTIVE to measure spinning.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from model_zoo.config import load_params
-from model_zoo.datasets import prepare
-from model_zoo.DMF.DMF import DMF
+import torch  # noqa: E402
+
+from model_zoo.config import load_params  # noqa: E402
+from model_zoo.datasets import prepare  # noqa: E402
+from model_zoo.DMF.DMF import DMF  # noqa: E402
 
 
 def interleaved_times(fns: Dict[str, Callable[[], object]], repeats: int, warmup: int) -> Dict[str, List[float]]:
@@ -152,6 +158,7 @@ def main() -> None:
     target = speedups.get("N1200_L100", {})
     print(json.dumps({
         "benchmark": "dmf_serving", "torch": torch.__version__, "threads": args.threads,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_avg_1min_after": os.getloadavg()[0],
         "cpu": platform.processor() or platform.machine(), "repeats": args.repeats,
         "dims": {"d": 2 * args.embedding_dim, "d_a": args.attention_dim, "n_b": args.num_buckets,
                  "mm_dims": args.mm_dims, "dnn_hidden_units": args.dnn_hidden_units},

@@ -14,17 +14,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
 from typing import Dict, List
 
-import torch
+# Before torch loads OpenMP: sleeping (not spinning) worker threads, robust on a shared machine (see
+# bench_dmf_serving.py). Set OMP_WAIT_POLICY=ACTIVE to measure spinning threads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import model_zoo  # noqa: F401  (registers the models)
-from model_zoo.config import load_params, validate_params
-from model_zoo.datasets import prepare
-from model_zoo.registry import get_model
+import torch  # noqa: E402
+
+import model_zoo  # noqa: F401,E402  (registers the models)
+from model_zoo.config import load_params, validate_params  # noqa: E402
+from model_zoo.datasets import prepare  # noqa: E402
+from model_zoo.registry import get_model  # noqa: E402
 
 LOADER_KEYS = ("dataset_id", "batch_size", "max_len")
 
@@ -91,6 +96,7 @@ def main() -> None:
     ratios = {f"DMF_vs_{name}": round(by_model["DMF"] / ms, 3) for name, ms in by_model.items()
               if name != "DMF" and "DMF" in by_model}
     print(json.dumps({"benchmark": "train_step", "torch": torch.__version__, "threads": args.threads,
+                      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_avg_1min_after": os.getloadavg()[0],
                       "batch": loader_params, "repeats": repeats, "results": results, "ratios": ratios,
                       "target_met": ratios.get("DMF_vs_DIN_SENet", float("inf")) <= 1.5}))
 

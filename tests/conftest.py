@@ -15,7 +15,7 @@ def params_in(expid: str, data_root: Path, model_root: Path) -> Dict[str, Any]:
     data_dir = data_root / params["dataset_id"]
     params["data_root"] = str(data_root)
     for key, name in (("train_data", "train"), ("valid_data", "valid"), ("test_data", "test"),
-                      ("item_info", "item_info")):
+                      ("item_info", "item_info"), ("item_feature", "item_feature")):
         params[key] = str(data_dir / f"{name}.parquet")
     params["model_root"] = str(model_root)
     params["verbose"] = 0
