@@ -16,12 +16,8 @@ import resource
 import shutil
 import sys
 import time
-from pathlib import Path
 from typing import Optional, Sequence
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 from model_zoo.datasets.synthetic import PRESETS, generate, make_config  # noqa: E402
 from model_zoo.errors import ZooError  # noqa: E402

@@ -23,9 +23,6 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 from model_zoo.embeddings.variants import build_variants, format_table, summary_rows  # noqa: E402
 from model_zoo.errors import ZooError  # noqa: E402

@@ -27,8 +27,6 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 from model_zoo.config import CONFIG_DIR, resolve_path  # noqa: E402
 from model_zoo.embeddings.expids import codes_only_block  # noqa: E402

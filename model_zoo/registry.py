@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import Callable, Dict, List, Type, TypeVar
+from typing import Dict, List, Type, TypeVar
 
 from model_zoo.errors import ConfigError, did_you_mean
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -12,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-import numpy as np
 
 from model_zoo.datasets.loader import ItemInfoTable, MMCTRDataLoader
 from model_zoo.datasets.microlens import ColumnSpec, read_item_info, read_split

@@ -82,6 +82,7 @@ import pyarrow.parquet as pq
 
 from model_zoo.embeddings.pca import pca_variants
 from model_zoo.errors import ConfigError, DataError, ZooError, did_you_mean
+from model_zoo.fileio import sha256_file
 
 __all__ = [
     "GENERATOR_VERSION", "SynthConfig", "PRESETS", "generate", "ensure_synthetic", "make_config", "config_hash",
@@ -735,13 +736,6 @@ def _write_ground_truth(path: Path, labels: np.ndarray) -> None:
             fh.write("\n")
 
 
-def _sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _auc(labels: np.ndarray, p: np.ndarray) -> Optional[float]:
@@ -930,7 +924,7 @@ def _generate_into(cfg: SynthConfig, out: Path, bar: Any) -> Dict[str, Any]:
     files = {}
     for name in DATA_FILES + TRUTH_FILES:
         path = out / name
-        files[name] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+        files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     bar.update(1)
     return {
         "dataset_id": f"MicroLens_synth_{cfg.name}",

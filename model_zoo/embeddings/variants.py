@@ -58,6 +58,7 @@ from model_zoo.embeddings import ingest as ingest_mod
 from model_zoo.embeddings import quantize as quant
 from model_zoo.embeddings.pca import fit_pca
 from model_zoo.errors import ConfigError, DataError, ZooError, did_you_mean
+from model_zoo.fileio import sha256_file
 
 __all__ = ["VariantInfo", "VARIANTS", "DEFAULT_CONFIG", "BUILDER_VERSION", "ensure_variant", "build_variants",
            "load_config", "canonical_variant", "variant_path", "summary_rows", "format_table", "main"]
@@ -218,12 +219,6 @@ def variant_path(data_dir: Path, variant: str, item_feature: Optional[Path] = No
 # ---------------------------------------------------------------------------------------------------------------------
 # Cache keys
 # ---------------------------------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fingerprint(path: Path, known: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
@@ -232,7 +227,7 @@ def _fingerprint(path: Path, known: Optional[Mapping[str, Any]] = None) -> Dict[
     if known and known.get("bytes") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns and known.get("sha256"):
         sha = known["sha256"]
     else:
-        sha = _sha256(path)
+        sha = sha256_file(path)
     return {"path": str(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha}
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
-import torch
 from fuxictr.pytorch.layers import FeatureEmbedding
 from fuxictr.pytorch.models import BaseModel
 from fuxictr.utils import not_in_whitelist
