@@ -9,7 +9,7 @@ Measured on the same synthetic split and the same DIN (``DIN_MicroLens_synth`` p
 * loader only: batches/s over the first ``--batches`` batches of an epoch;
 * end to end: training samples/s (forward + backward + Adam step) over the same number of batches.
 
-    python benchmarks/bench_loader.py [--dataset small] [--batch-size 1024] [--batches 40]
+    python benchmarks/bench_loader.py [--dataset small] [--batch-size 1024] [--batches 40] [--max-len 64]
 
 Prints a table and a final JSON line with the ratios.
 """
@@ -118,6 +118,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-len", type=int, default=None,
+                        help="history length kept (default: the expid's; the challenge baseline used 64)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
 
@@ -128,6 +130,8 @@ def main(argv=None) -> int:
         params.update({k: v.replace(params["dataset_id"], dataset_id) if isinstance(v, str) else v
                        for k, v in params.items()})
     params["verbose"] = 0
+    if args.max_len:
+        params["max_len"] = args.max_len
     validate_params(params, get_model(params["model"]))
     files = prepare.locate_data(params, progress=True)
     feature_map = prepare.build_feature_map(params, files.data_dir)

@@ -270,3 +270,25 @@ def test_invalid_values_name_key_value_and_allowed(feature_map, tmp_path, model_
 def test_context_field_of_another_size():
     with pytest.raises(ValueError, match=r"context feature 'likes_level' has embedding size 4"):
         TargetAttentionBackbone({"item_id": 8}, {"likes_level": 4}, 8)
+
+
+@pytest.mark.parametrize("output_activation", [None, "Sigmoid"])
+def test_packed_din_equals_fuxictr_din_attention(output_activation):
+    """The packed scorer (valid positions only) equals FuxiCTR's DIN_Attention over the padded history."""
+    torch.manual_seed(0)
+    pool = TargetAttention(12, attention_type="din", attention_hidden_units=(16, 8),
+                           attention_output_activation=output_activation).eval()
+    assert pool.packed
+    target, history = torch.randn(5, 12), torch.randn(5, 7, 12)
+    mask = (torch.rand(5, 7) > 0.6).float()
+    mask[2] = 0  # an all-padding row
+    with torch.no_grad():
+        expected = pool.attention(target, history, mask)
+        got = pool(target, history, mask)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert torch.equal(got[2], torch.zeros(12))
+
+
+def test_din_softmax_and_dice_keep_the_full_layer():
+    assert not TargetAttention(8, attention_type="din", din_use_softmax=True).packed
+    assert not TargetAttention(8, attention_type="din", attention_hidden_activations="Dice").packed

@@ -84,3 +84,20 @@ def test_training_steps_reduce_loss(model_params, model_name):
         model.train_step(batch)
     after = model.add_loss(model(batch), labels).item()
     assert after < before, f"{model_name}: loss {before:.4f} -> {after:.4f} after 20 steps on one batch"
+
+
+def test_skipping_padding_items_changes_nothing(model_params, model_name):
+    """Embedding only real items (padding rows filled with zeros) equals embedding every joined row."""
+    model, batch, _ = build(model_params, model_name)
+    if not hasattr(model, "embed_items"):
+        pytest.skip("model has no shared item embedding")
+    model.eval()
+    _, item_inputs, mask = model.get_inputs(batch)
+    assert (item_inputs["item_id"] == 0).any(), "the batch should contain padding"
+    with torch.no_grad():
+        model.skip_padding_items = True
+        fast = model.embed_items(item_inputs, mask.shape[0])
+        model.skip_padding_items = False
+        full = model.embed_items(item_inputs, mask.shape[0])
+    for a, b in zip(fast, full):
+        assert torch.allclose(a, b, atol=1e-6)

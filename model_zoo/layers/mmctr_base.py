@@ -30,16 +30,19 @@ class MMCTRModel(BaseModel):
         feature_map: FuxiCTR ``FeatureMap``; features with ``source: item`` form the item vector.
         embedding_dim: default embedding size of a field.
         accumulation_steps: gradient accumulation (the challenge's ``train_step``); 1 = none.
+        skip_padding_items: embed only real items and fill padding rows with their zero embedding (see embed_items).
         embedding_regularizer, net_regularizer, model_id, gpu: as in FuxiCTR's BaseModel.
     """
 
     def __init__(self, feature_map, model_id: str = "MMCTRModel", gpu: int = -1, embedding_dim: int = 64,
-                 accumulation_steps: int = 1, embedding_regularizer=None, net_regularizer=None, **kwargs) -> None:
+                 accumulation_steps: int = 1, skip_padding_items: bool = True, embedding_regularizer=None,
+                 net_regularizer=None, **kwargs) -> None:
         super().__init__(feature_map, model_id=model_id, gpu=gpu, embedding_regularizer=embedding_regularizer,
                          net_regularizer=net_regularizer, **kwargs)
         if accumulation_steps < 1:
             raise ValueError(f"accumulation_steps={accumulation_steps}; expected an integer >= 1")
         self.accumulation_steps = int(accumulation_steps)
+        self.skip_padding_items = skip_padding_items
         self.embedding_dim = embedding_dim
         self.item_features: List[str] = [f for f, spec in feature_map.features.items()
                                          if spec.get("source") == "item" and spec["type"] != "meta"]
@@ -98,8 +101,20 @@ class MMCTRModel(BaseModel):
         return self.embedding_layer(row_inputs, flatten_emb=False)
 
     def embed_items(self, item_inputs: Dict[str, Tensor], batch_size: int) -> Tuple[Tensor, Tensor]:
-        """Target (B, D) and history (B, L, D) item vectors from the joined item features."""
-        item_emb = self.embedding_layer(item_inputs, flatten_emb=True)  # (B * (L + 1), D)
+        """Target (B, D) and history (B, L, D) item vectors from the joined item features.
+
+        With ``skip_padding_items`` only the rows of real items are embedded; padding rows (item id 0) are filled
+        with zeros. That is what they embed to anyway (FuxiCTR's ``padding_idx`` rows, pooled all-padding tags, the
+        all-zero item_info row 0 through a bias-free projection), and it skips most rows: MicroLens-like histories
+        are mostly padding.
+        """
+        if self.skip_padding_items and "item_id" in item_inputs:
+            real = (item_inputs["item_id"] != 0).nonzero(as_tuple=True)[0]  # rows of real items
+            real_emb = self.embedding_layer({k: v[real] for k, v in item_inputs.items()}, flatten_emb=True)
+            num_rows = item_inputs["item_id"].shape[0]
+            item_emb = real_emb.new_zeros(num_rows, self.item_info_dim).index_copy(0, real, real_emb)
+        else:
+            item_emb = self.embedding_layer(item_inputs, flatten_emb=True)  # (B * (L + 1), D)
         item_emb = item_emb.view(batch_size, -1, self.item_info_dim)
         # the target is the last of the L + 1 joined rows
         return item_emb[:, -1, :], item_emb[:, :-1, :]

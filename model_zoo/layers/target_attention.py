@@ -73,6 +73,10 @@ class TargetAttention(nn.Module):
         super().__init__()
         check_choice("attention_type", attention_type, ATTENTION_TYPES)
         self.attention_type = attention_type
+        # DIN's unnormalised weights let the scorer skip padded positions (histories are mostly padding); Dice
+        # normalises over the batch of positions and softmax over each row, so those keep FuxiCTR's full layer.
+        self.packed = (attention_type == "din" and not din_use_softmax
+                       and str(attention_hidden_activations).lower() != "dice")
         if attention_type == "din":
             self.attention = DIN_Attention(input_dim, attention_units=list(attention_hidden_units),
                                            hidden_activations=attention_hidden_activations,
@@ -88,9 +92,24 @@ class TargetAttention(nn.Module):
                                                       use_qkvo=use_qkvo)
 
     def forward(self, target: Tensor, history: Tensor, mask: Tensor) -> Tensor:
+        if self.packed:
+            return self.packed_din(target, history, mask)
         pooled = self.attention(target, history, mask)  # (B, D)
         has_history = (mask.sum(dim=1, keepdim=True) > 0).to(pooled.dtype)  # (B, 1)
         return pooled * has_history
+
+
+    def packed_din(self, target: Tensor, history: Tensor, mask: Tensor) -> Tensor:
+        """DIN pooling with FuxiCTR's scorer run on the valid (row, position) pairs only.
+
+        Equals ``DIN_Attention`` without softmax (a padded position's weight is multiplied by 0 there), at a fraction
+        of the cost: with the synthetic world's median history of 6 items and ``max_len`` 32, about 80 % less.
+        """
+        rows, cols = mask.nonzero(as_tuple=True)  # valid pairs
+        seq = history[rows, cols]  # (n, D)
+        tgt = target[rows]  # (n, D)
+        weight = self.attention.attention_layer(torch.cat([tgt, seq, tgt - seq, tgt * seq], dim=-1))  # (n, 1)
+        return history.new_zeros(target.shape).index_add(0, rows, weight * seq)  # (B, D)
 
 
 class TargetAttentionFields(NamedTuple):
