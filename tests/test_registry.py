@@ -37,8 +37,8 @@ def test_unknown_model_did_you_mean():
 
 
 def test_duplicate_registration_fails():
-    class DIN:  # same name as a registered model, different class
-        pass
+    class DIN:
+        """Same name as a registered model, different class."""
     with pytest.raises(ConfigError, match="registered twice"):
         register_model(DIN)
     assert get_model("DIN").__module__ == "model_zoo.DIN.DIN"
