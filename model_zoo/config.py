@@ -15,13 +15,13 @@ from __future__ import annotations
 import glob
 import inspect
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import yaml
 
 from model_zoo.errors import ConfigError, did_you_mean
+from model_zoo.fileio import atomic_write_text
 
 __all__ = ["REPO_ROOT", "load_params", "validate_params", "list_expids", "dump_params", "resolve_path",
            "RUNNER_KEYS", "DATASET_KEYS"]
@@ -166,10 +166,4 @@ def validate_params(params: Mapping[str, Any], model_cls: type) -> None:
 
 def dump_params(params: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Write the resolved params as YAML, atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(dict(params), fh, sort_keys=True)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, yaml.safe_dump(dict(params), sort_keys=True))

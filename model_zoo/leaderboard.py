@@ -20,15 +20,15 @@ import io
 import csv
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import yaml
 
 from model_zoo.config import CONFIG_DIR, REPO_ROOT, resolve_path
 from model_zoo.errors import ConfigError, ZooError
+from model_zoo.fileio import atomic_write
 
 __all__ = ["LEADERBOARD_COLUMNS", "PUBLISHED", "PUBLISHED_ZHOU", "select_rows", "leaderboard_rows",
            "render_markdown", "render_csv", "render_png", "write_leaderboard", "main"]
@@ -261,22 +261,11 @@ def render_png(table: Sequence[Mapping[str, Any]], path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=110)
 
     try:
-        _atomic_write(path, write)
+        atomic_write(path, write)
     finally:
         plt.close(fig)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -315,9 +304,9 @@ def write_leaderboard(results: str | os.PathLike = DEFAULT_RESULTS, out: str | o
     shown_results = os.path.relpath(results, REPO_ROOT) if str(Path(results).resolve()).startswith(
         str(REPO_ROOT)) else str(results)
     md = render_markdown(table, select=select, results=shown_results, command=command)
-    _atomic_write(paths["md"], lambda tmp: tmp.write_text(md, encoding="utf-8"))
+    atomic_write(paths["md"], lambda tmp: tmp.write_text(md, encoding="utf-8"))
     text = render_csv(table)
-    _atomic_write(paths["csv"], lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write(paths["csv"], lambda tmp: tmp.write_text(text, encoding="utf-8"))
     render_png(table, paths["png"])
     return paths
 

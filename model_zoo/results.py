@@ -5,9 +5,10 @@ import csv
 import fcntl
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
+
+from model_zoo.fileio import atomic_write_text
 
 __all__ = ["RESULT_FIELDS", "append_result", "read_results"]
 
@@ -35,11 +36,7 @@ def append_result(path: str | os.PathLike, row: Mapping[str, Any]) -> Path:
         writer.writeheader()
         for old in rows + [dict(row)]:
             writer.writerow({k: old.get(k, "") for k in RESULT_FIELDS})
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
+        atomic_write_text(path, buf.getvalue())
     return path
 
 

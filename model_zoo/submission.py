@@ -20,7 +20,6 @@ import csv
 import logging
 import os
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -28,6 +27,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from model_zoo.errors import ConfigError, DataError, ZooError
+from model_zoo.fileio import atomic_write
 
 __all__ = ["PREDICTION_FILE", "AUC_TOLERANCE", "write_prediction", "score_prediction", "make_submission",
            "load_trained", "main"]
@@ -37,18 +37,6 @@ AUC_TOLERANCE = 1e-9
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "results" / "submission"
 
 
-def _atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)`` then rename over ``path``: a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a submission is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_prediction(predictions: np.ndarray, out_dir: str | os.PathLike, expid: str) -> Dict[str, Path]:
@@ -64,13 +52,13 @@ def write_prediction(predictions: np.ndarray, out_dir: str | os.PathLike, expid:
     out_dir = Path(out_dir)
     body = "ID,Task2\n" + "".join(f"{i},{p!r}\n" for i, p in enumerate(preds.tolist()))
     csv_path, zip_path = out_dir / PREDICTION_FILE, out_dir / f"{expid}.zip"
-    _atomic_write(csv_path, lambda tmp: tmp.write_text(body, encoding="ascii"))
+    atomic_write(csv_path, lambda tmp: tmp.write_text(body, encoding="ascii"))
 
     def write_zip(tmp: Path) -> None:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(PREDICTION_FILE, body)
 
-    _atomic_write(zip_path, write_zip)
+    atomic_write(zip_path, write_zip)
     return {"prediction": csv_path, "zip": zip_path}
 
 

@@ -57,6 +57,7 @@ import yaml
 from model_zoo.config import (CONFIG_DIR, DATASET_KEYS, REPO_ROOT, RUNNER_KEYS, list_expids, load_params,
                               resolve_path, validate_params)
 from model_zoo.errors import ConfigError, did_you_mean
+from model_zoo.fileio import atomic_write_text
 from model_zoo.results import RESULT_FIELDS
 
 __all__ = ["TUNER_FILE_KEYS", "RunOutcome", "SweepReport", "load_tuner_file", "normalize_tuner_config",
@@ -255,7 +256,7 @@ def expand(tuner_path: str | os.PathLike, workdir: str | os.PathLike) -> Path:
         raise ConfigError(f"workdir {workdir}: must not contain '.yaml' (enumerate_params strips every occurrence)")
     workdir.mkdir(parents=True, exist_ok=True)
     norm_file = workdir / f"{tuner_path.stem}.yaml"
-    _atomic_write_text(norm_file, "# Normalised from " + str(tuner_path) + " by model_zoo.tuner; do not edit.\n"
+    atomic_write_text(norm_file, "# Normalised from " + str(tuner_path) + " by model_zoo.tuner; do not edit.\n"
                        + yaml.safe_dump(normalized, sort_keys=False))
     with contextlib.redirect_stdout(io.StringIO()):  # it prints "Enumerate all tuner configurations done."
         config_dir = Path(enumerate_params(str(norm_file)))
@@ -286,7 +287,7 @@ def _rehash_expids(config_dir: Path) -> None:
         if new in renamed:
             raise ConfigError(f"{path}: two grid points map to expid {new}")  # pragma: no cover (NNN differs)
         renamed[new] = block
-    _atomic_write_text(path, yaml.safe_dump(renamed, default_flow_style=None, indent=4))
+    atomic_write_text(path, yaml.safe_dump(renamed, default_flow_style=None, indent=4))
 
 
 def list_tuner_expids(config_dir: str | os.PathLike) -> List[str]:
@@ -415,14 +416,6 @@ class SweepReport:
         return "\n".join(lines)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def _tail(path: Path, n: int = STDERR_TAIL_LINES) -> str:

@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import collections.abc
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -47,6 +45,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from model_zoo.errors import ConfigError, DataError, did_you_mean
+from model_zoo.fileio import atomic_write_text
 
 __all__ = ["CLASSES", "DEFAULT_POLICIES", "POLICIES", "DROPPED_BIT", "VECTOR_BITS", "IngestResult", "ingest_arrays",
            "ingest_item_table", "resolve_policies", "title_problems", "write_json_atomic"]
@@ -167,18 +166,7 @@ class IngestResult:
 
 def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> Path:
     """Write ``payload`` as indented JSON via a temp file in the same directory, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=False, default=_json_default)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
 def _json_default(obj: Any) -> Any:
