@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from model_zoo.datasets.loader import keep_large_allocations_on_heap
+    keep_large_allocations_on_heap()  # per-batch join buffers are reused instead of page-faulted (see its docstring)
     command = "python " + " ".join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:]))
     try:
         run(args.expid, args.config, args.gpu, Path(args.results), command=command,

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from model_zoo.config import load_params, validate_params
 from model_zoo.datasets import prepare
-from model_zoo.datasets.loader import MMCTRBatch
+from model_zoo.datasets.loader import MMCTRBatch, keep_large_allocations_on_heap
 from model_zoo.registry import get_model
 
 
@@ -122,6 +122,7 @@ def main(argv=None) -> int:
                         help="history length kept (default: the expid's; the challenge baseline used 64)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
+    keep_large_allocations_on_heap()  # as run_expid.py does; process-wide, so both paths get it
 
     params = load_params(args.expid)
     dataset_id = f"MicroLens_synth_{args.dataset}"

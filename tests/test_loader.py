@@ -73,3 +73,10 @@ def test_epoch_covers_every_row_once_in_seeded_order(parts):
 def test_bad_batch_size():
     with pytest.raises(ValueError, match="batch_size=0"):
         MMCTRDataLoader({"item_seq": np.zeros((2, 2)), "item_id": np.ones(2)}, ItemInfoTable({"item_id": np.arange(2)}), 0)
+
+
+def test_keep_large_allocations_on_heap_is_harmless():
+    from model_zoo.datasets.loader import keep_large_allocations_on_heap
+    assert keep_large_allocations_on_heap() in (True, False)
+    big = torch.zeros(40 << 20, dtype=torch.uint8)  # above glibc's default 32 MB mmap threshold
+    assert int(big.sum()) == 0
