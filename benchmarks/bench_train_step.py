@@ -29,6 +29,7 @@ import torch  # noqa: E402
 import model_zoo  # noqa: F401,E402  (registers the models)
 from model_zoo.config import load_params, validate_params  # noqa: E402
 from model_zoo.datasets import prepare  # noqa: E402
+from model_zoo.datasets.loader import keep_large_allocations_on_heap  # noqa: E402
 from model_zoo.registry import get_model  # noqa: E402
 
 LOADER_KEYS = ("dataset_id", "batch_size", "max_len")
@@ -62,6 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     repeats = args.repeats or (8 if args.quick else 20)
     torch.set_num_threads(args.threads)
+    keep_large_allocations_on_heap()  # as run_expid.py does
     results: Dict[str, Dict[str, float]] = {}
     models, batches, loader_params = {}, [], None
     with tempfile.TemporaryDirectory() as tmp:

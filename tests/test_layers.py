@@ -274,19 +274,24 @@ def test_context_field_of_another_size():
 
 @pytest.mark.parametrize("output_activation", [None, "Sigmoid"])
 def test_packed_din_equals_fuxictr_din_attention(output_activation):
-    """The packed scorer (valid positions only) equals FuxiCTR's DIN_Attention over the padded history."""
+    """The packed scorer (valid positions only, first layer split by target / item terms) equals FuxiCTR's
+    DIN_Attention over the padded history, in value and in every gradient."""
     torch.manual_seed(0)
     pool = TargetAttention(12, attention_type="din", attention_hidden_units=(16, 8),
                            attention_output_activation=output_activation).eval()
     assert pool.packed
-    target, history = torch.randn(5, 12), torch.randn(5, 7, 12)
+    target, history = torch.randn(5, 12, requires_grad=True), torch.randn(5, 7, 12, requires_grad=True)
     mask = (torch.rand(5, 7) > 0.6).float()
     mask[2] = 0  # an all-padding row
-    with torch.no_grad():
-        expected = pool.attention(target, history, mask)
-        got = pool(target, history, mask)
-    assert torch.allclose(got, expected, atol=1e-6)
-    assert torch.equal(got[2], torch.zeros(12))
+    grads = {}
+    for name, layer in (("fuxictr", pool.attention), ("packed", pool)):
+        pool.zero_grad(), setattr(target, "grad", None), setattr(history, "grad", None)
+        out = layer(target, history, mask)
+        (out * torch.linspace(-1, 1, 12)).sum().backward()
+        grads[name] = [out.detach(), target.grad, history.grad] + [p.grad.clone() for p in pool.parameters()]
+    for expected, got in zip(grads["fuxictr"], grads["packed"]):
+        assert torch.allclose(got, expected, atol=1e-5)
+    assert torch.equal(grads["packed"][0][2], torch.zeros(12))
 
 
 def test_din_softmax_and_dice_keep_the_full_layer():

@@ -99,5 +99,10 @@ def test_skipping_padding_items_changes_nothing(model_params, model_name):
         fast = model.embed_items(item_inputs, mask.shape[0])
         model.skip_padding_items = False
         full = model.embed_items(item_inputs, mask.shape[0])
+        model.skip_padding_items = True
+        fast_pred = model(batch)["y_pred"]  # DIN-family heads: padding-free history (embed_valid_items)
+        model.skip_padding_items = False
+        full_pred = model(batch)["y_pred"]
     for a, b in zip(fast, full):
         assert torch.allclose(a, b, atol=1e-6)
+    assert torch.allclose(fast_pred, full_pred, atol=1e-6)

@@ -12,6 +12,7 @@ from typing import Dict, List, Tuple
 from fuxictr.pytorch.layers import FeatureEmbedding
 from fuxictr.pytorch.models import BaseModel
 from fuxictr.utils import not_in_whitelist
+import torch
 from torch import Tensor, nn
 
 from model_zoo.datasets.loader import MMCTRBatch
@@ -118,3 +119,19 @@ class MMCTRModel(BaseModel):
         item_emb = item_emb.view(batch_size, -1, self.item_info_dim)
         # the target is the last of the L + 1 joined rows
         return item_emb[:, -1, :], item_emb[:, :-1, :]
+
+    def embed_valid_items(self, item_inputs: Dict[str, Tensor], mask: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Padding-free item embedding: target (B, D), and the valid history items as rows (n,) and vectors (n, D).
+
+        ``rows``/``seq`` list the valid (row, position) pairs of ``mask`` in row-major order, as
+        ``mask.nonzero()`` does, so ``seq[k] == embed_items(...)[1][rows[k], cols[k]]``. Only the n + B real rows
+        are gathered and embedded; nothing of size (B, L, D) is allocated, forward or backward.
+        """
+        batch_size, max_len = mask.shape
+        rows, cols = mask.nonzero(as_tuple=True)
+        targets = torch.arange(batch_size, device=mask.device)
+        picked = torch.cat([rows * (max_len + 1) + cols, targets * (max_len + 1) + max_len])  # flat joined rows
+        item_emb = self.embedding_layer({k: v.index_select(0, picked) for k, v in item_inputs.items()},
+                                        flatten_emb=True)  # (n + B, D)
+        num_valid = rows.numel()
+        return item_emb[num_valid:], rows, item_emb[:num_valid]

@@ -22,6 +22,7 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence
 import torch
 from fuxictr.pytorch.layers import DIN_Attention, MultiHeadTargetAttention
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from model_zoo.datasets.loader import MMCTRBatch
 from model_zoo.errors import ConfigError
@@ -106,10 +107,22 @@ class TargetAttention(nn.Module):
         of the cost: with the synthetic world's median history of 6 items and ``max_len`` 32, about 80 % less.
         """
         rows, cols = mask.nonzero(as_tuple=True)  # valid pairs
-        seq = history[rows, cols]  # (n, D)
-        tgt = target[rows]  # (n, D)
-        weight = self.attention.attention_layer(torch.cat([tgt, seq, tgt - seq, tgt * seq], dim=-1))  # (n, 1)
-        return history.new_zeros(target.shape).index_add(0, rows, weight * seq)  # (B, D)
+        return self.pool_valid(target, rows, history[rows, cols])
+
+    def pool_valid(self, target: Tensor, rows: Tensor, seq: Tensor) -> Tensor:
+        """``packed_din`` on a padding-free history: ``seq`` (n, D) holds the valid items, ``rows`` (n,) their row.
+
+        The scorer's first Linear acts on ``[t, s, t - s, t * s]``; with its weight split column-wise into
+        (W_t, W_s, W_d, W_p) that is ``t (W_t + W_d)' + s (W_s - W_d)' + (t * s) W_p' + b``, so the target term is
+        computed once per row instead of once per valid item and the (n, 4D) input is never built. Same parameters
+        and the same function as FuxiCTR's layer (tested), about half of its first-layer multiply-adds.
+        """
+        first, rest = self.attention.attention_layer.mlp[0], self.attention.attention_layer.mlp[1:]
+        w_t, w_s, w_d, w_p = first.weight.split(target.shape[1], dim=1)
+        per_target = F.linear(target, w_t + w_d, first.bias)  # (B, h)
+        per_item = F.linear(torch.cat([seq, target[rows] * seq], dim=-1), torch.cat([w_s - w_d, w_p], dim=1))
+        weight = rest(per_target[rows] + per_item)  # (n, 1)
+        return seq.new_zeros(target.shape).index_add(0, rows, weight * seq)  # (B, D)
 
 
 class TargetAttentionFields(NamedTuple):
@@ -169,6 +182,13 @@ class TargetAttentionBackbone(nn.Module):
             context = target.new_zeros(target.shape[0], 0, self.field_dim)  # (B, 0, d)
         return TargetAttentionFields(context, target, self.attention(target, history, mask))
 
+    def forward_valid(self, context: Optional[Tensor], target: Tensor, rows: Tensor,
+                      seq: Tensor) -> TargetAttentionFields:
+        """``forward`` on a padding-free history (see ``TargetAttention.pool_valid``); needs ``attention.packed``."""
+        if context is None:
+            context = target.new_zeros(target.shape[0], 0, self.field_dim)  # (B, 0, d)
+        return TargetAttentionFields(context, target, self.attention.pool_valid(target, rows, seq))
+
     def stack(self, fields: TargetAttentionFields) -> Tensor:
         """(B, F, d): context fields, then the target and the pooled history each cut into D / d chunks."""
         batch_size = fields.target.shape[0]
@@ -210,6 +230,10 @@ class TargetAttentionModel(MMCTRModel):
 
     def embed_fields(self, inputs: MMCTRBatch) -> TargetAttentionFields:
         row_inputs, item_inputs, mask = self.get_inputs(inputs)
-        target, history = self.embed_items(item_inputs, mask.shape[0])  # (B, D), (B, L, D)
         context = self.embed_rows(row_inputs) if row_inputs else None  # (B, F_ctx, d)
+        if self.skip_padding_items and self.backbone.attention.packed:
+            # padding-free: the (B, L, D) history is never built, only the n valid items are embedded and scored
+            target, rows, seq = self.embed_valid_items(item_inputs, mask)  # (B, D), (n,), (n, D)
+            return self.backbone.forward_valid(context, target, rows, seq)
+        target, history = self.embed_items(item_inputs, mask.shape[0])  # (B, D), (B, L, D)
         return self.backbone(context, target, history, mask)
