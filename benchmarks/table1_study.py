@@ -36,11 +36,8 @@ from model_zoo.errors import ConfigError, ZooError  # noqa: E402
 DATASETS = {"tiny": "MicroLens_synth_tiny", "small": "MicroLens_synth_small", "full": "MicroLens_synth_full"}
 
 
-def write_config(cfg_dir: Path, dataset: str, models: Sequence[str], variants: Sequence[str], *,
-                 epochs: Optional[int], batch_size: Optional[int], data_root: Optional[str],
-                 model_root: str) -> List[Dict[str, str]]:
-    """A --config dir with the dataset block (optionally moved to ``data_root``) and one expid per (model, variant)."""
-    dataset_id = DATASETS[dataset]
+def write_dataset_config(cfg_dir: Path, dataset_id: str, data_root: Optional[str]) -> None:
+    """``cfg_dir/dataset_config.yaml`` with the repo's block for ``dataset_id``, its files moved to ``data_root``."""
     block = dict(yaml.safe_load((CONFIG_DIR / "dataset_config.yaml").read_text())[dataset_id])
     if data_root:
         block["data_root"] = data_root
@@ -48,6 +45,14 @@ def write_config(cfg_dir: Path, dataset: str, models: Sequence[str], variants: S
             if block.get(key):
                 block[key] = str(Path(data_root) / dataset_id / Path(block[key]).name)
     (cfg_dir / "dataset_config.yaml").write_text(yaml.safe_dump({dataset_id: block}))
+
+
+def write_config(cfg_dir: Path, dataset: str, models: Sequence[str], variants: Sequence[str], *,
+                 epochs: Optional[int], batch_size: Optional[int], data_root: Optional[str],
+                 model_root: str) -> List[Dict[str, str]]:
+    """A --config dir with the dataset block (optionally moved to ``data_root``) and one expid per (model, variant)."""
+    dataset_id = DATASETS[dataset]
+    write_dataset_config(cfg_dir, dataset_id, data_root)
     base_suffix = "test" if dataset == "tiny" else "MicroLens_synth"
     expids: Dict[str, Any] = {}
     runs = []

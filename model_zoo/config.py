@@ -62,6 +62,19 @@ def _read_yaml(path: Path) -> Dict[str, Any]:
     return data
 
 
+def load_keyed_config(path: str | os.PathLike, kind: str, allowed: Iterable[str]) -> Dict[str, Any]:
+    """A small YAML config (``kind`` names it in errors): found as given, else relative to the repository root;
+    a key outside ``allowed`` fails with a did-you-mean."""
+    path = Path(path) if Path(path).is_file() else resolve_path(path)
+    if not path.is_file():
+        raise ConfigError(f"{kind} {path}: not found")
+    cfg = _read_yaml(path)
+    allowed = tuple(allowed)
+    for key in sorted(set(cfg) - set(allowed)):
+        raise ConfigError(f"{path}: unknown key '{key}'{did_you_mean(key, allowed)}; expected a subset of {allowed}")
+    return cfg
+
+
 def _yaml_files(config_dir: Path, stem: str) -> List[Path]:
     """FuxiCTR layout: ``<stem>.yaml`` or every ``<stem>/*.yaml`` in ``config_dir``."""
     single = config_dir / f"{stem}.yaml"

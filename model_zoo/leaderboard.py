@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import yaml
 
-from model_zoo.config import CONFIG_DIR, REPO_ROOT, resolve_path
+from model_zoo.config import CONFIG_DIR, REPO_ROOT, load_keyed_config, resolve_path
 from model_zoo.errors import ConfigError, ZooError
 from model_zoo.fileio import atomic_write
 
@@ -275,13 +275,7 @@ RUN_CONFIG_KEYS = ("expids", "config", "gpus", "only_listed", "select")
 
 
 def load_run_config(path: str | os.PathLike) -> Dict[str, Any]:
-    path = resolve_path(path) if not Path(path).is_file() else Path(path)
-    if not path.is_file():
-        raise ConfigError(f"leaderboard config {path}: not found")
-    cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    unknown = sorted(set(cfg) - set(RUN_CONFIG_KEYS))
-    if unknown:
-        raise ConfigError(f"{path}: unknown keys {unknown}; expected a subset of {RUN_CONFIG_KEYS}")
+    cfg = load_keyed_config(path, "leaderboard config", RUN_CONFIG_KEYS)
     if not isinstance(cfg.get("expids"), list) or not cfg["expids"]:
         raise ConfigError(f"{path}: 'expids' must be a non-empty list")
     return cfg

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import pytest
+import yaml
 
-from model_zoo.config import load_params
+from model_zoo.config import CONFIG_DIR, REPO_ROOT, load_params
 
 
 def params_in(expid: str, data_root: Path, model_root: Path) -> Dict[str, Any]:
@@ -44,3 +45,29 @@ def model_params(tmp_path: Path, data_root: Path, tiny_world):
     def make(expid: str) -> Dict[str, Any]:
         return params_in(expid, data_root, tmp_path / "ckpt")
     return make
+
+
+def write_redirected_config(tmp: Path, dataset_id: str, expids: Sequence[str],
+                            data_root: Optional[Path] = None) -> Path:
+    """A ``--config`` dir (``tmp/config``): ``dataset_id`` re-declared with its files under ``data_root`` (default
+    ``tmp/data``) and the repo's blocks of ``expids`` with checkpoints under ``tmp/ckpt``."""
+    data_root = data_root or tmp / "data"
+    cfg = tmp / "config"
+    cfg.mkdir(exist_ok=True)
+    block = dict(yaml.safe_load((CONFIG_DIR / "dataset_config.yaml").read_text())[dataset_id], data_root=str(data_root))
+    for key in ("train_data", "valid_data", "test_data", "item_info", "item_feature"):
+        if block.get(key):
+            block[key] = str(data_root / dataset_id / Path(block[key]).name)
+    (cfg / "dataset_config.yaml").write_text(yaml.safe_dump({dataset_id: block}))
+    blocks = {}
+    for expid in expids:
+        own = yaml.safe_load((REPO_ROOT / "model_zoo" / load_params(expid)["model"] / "model_config.yaml").read_text())
+        blocks[expid] = dict(own[expid], model_root=str(tmp / "ckpt"))
+    (cfg / "model_config.yaml").write_text(yaml.safe_dump(blocks))
+    return cfg
+
+
+@pytest.fixture()
+def redirected_config() -> Callable[..., Path]:
+    """``write_redirected_config`` as a fixture (tests never write into the repo)."""
+    return write_redirected_config

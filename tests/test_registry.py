@@ -1,4 +1,5 @@
 """The registry, and the guard that the repo's `model_zoo` (not the fuxictr wheel's namespace package) is imported."""
+import os
 from pathlib import Path
 import subprocess
 import sys
@@ -42,3 +43,14 @@ def test_duplicate_registration_fails():
     with pytest.raises(ConfigError, match="registered twice"):
         register_model(DIN)
     assert get_model("DIN").__module__ == "model_zoo.DIN.DIN"
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "AUTO,STRICT"), ("COMPATIBLE", "COMPATIBLE")])
+def test_import_asks_mkl_for_reproducible_results_unless_set(preset, expected):
+    """``import model_zoo`` sets MKL_CBWR (strict conditional numerical reproducibility) and keeps a user's value."""
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    if preset:
+        env["MKL_CBWR"] = preset
+    out = subprocess.run([sys.executable, "-c", "import os, model_zoo; print(os.environ['MKL_CBWR'])"], env=env,
+                         capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    assert out.stdout.strip() == expected

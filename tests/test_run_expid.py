@@ -15,23 +15,6 @@ from model_zoo.config import REPO_ROOT, CONFIG_DIR
 RUNNER = str(REPO_ROOT / "run_expid.py")
 
 
-def redirected_config(tmp: Path, dataset_id: str, expid: str) -> Path:
-    """A --config dir that re-declares ``dataset_id`` under ``tmp`` and sends checkpoints of ``expid`` there."""
-    cfg = tmp / "config"
-    cfg.mkdir(exist_ok=True)
-    datasets = yaml.safe_load((CONFIG_DIR / "dataset_config.yaml").read_text())
-    block = dict(datasets[dataset_id], data_root=str(tmp / "data"))
-    for key in ("train_data", "valid_data", "test_data", "item_info"):
-        block[key] = str(tmp / "data" / dataset_id / Path(block[key]).name)
-    (cfg / "dataset_config.yaml").write_text(yaml.safe_dump({dataset_id: block}))
-    from model_zoo.config import load_params
-    model_block = {k: v for k, v in load_params(expid).items() if k in yaml.safe_load(
-        (REPO_ROOT / "model_zoo" / load_params(expid)["model"] / "model_config.yaml").read_text())[expid]}
-    model_block["model_root"] = str(tmp / "ckpt")
-    (cfg / "model_config.yaml").write_text(yaml.safe_dump({expid: model_block}))
-    return cfg
-
-
 def run_cli(args: List[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, RUNNER] + args, cwd=cwd, capture_output=True, text=True, timeout=600)
 
@@ -42,8 +25,8 @@ def rows(path: Path) -> List[Dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_train_evaluate_from_other_cwd_twice_identical(tmp_path):
-    cfg = redirected_config(tmp_path, "MicroLens_synth_tiny", "DIN_test")
+def test_train_evaluate_from_other_cwd_twice_identical(tmp_path, redirected_config):
+    cfg = redirected_config(tmp_path, "MicroLens_synth_tiny", ["DIN_test"])
     results = tmp_path / "results.csv"
     for _ in range(2):
         out = run_cli(["--config", str(cfg), "--expid", "DIN_test", "--results", str(results)], cwd=tmp_path)
@@ -59,8 +42,8 @@ def test_train_evaluate_from_other_cwd_twice_identical(tmp_path):
 
 
 @pytest.mark.slow
-def test_missing_microlens_files_exit_2(tmp_path):
-    cfg = redirected_config(tmp_path, "MicroLens_1M_x1", "DIN_MicroLens")
+def test_missing_microlens_files_exit_2(tmp_path, redirected_config):
+    cfg = redirected_config(tmp_path, "MicroLens_1M_x1", ["DIN_MicroLens"])
     out = run_cli(["--config", str(cfg), "--expid", "DIN_MicroLens", "--results", str(tmp_path / "r.csv")], cwd=tmp_path)
     assert out.returncode == 2, out.stderr[-2000:]
     assert "train.parquet" in out.stderr and "MicroLens_1M_x1" in out.stderr

@@ -78,22 +78,9 @@ def test_reordered_predictions_are_caught(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # Slow: through the runner on the tiny synthetic world, then again from the saved checkpoint
 # ---------------------------------------------------------------------------------------------------------------
-def redirected_config(tmp: Path, data_root: Path) -> Path:
-    """A --config dir with the tiny world under ``data_root`` and DIN_test's checkpoints under ``tmp``."""
-    cfg = tmp / "config"
-    cfg.mkdir()
-    block = dict(yaml.safe_load((CONFIG_DIR / "dataset_config.yaml").read_text())[DATASET], data_root=str(data_root))
-    for key in ("train_data", "valid_data", "test_data", "item_info", "item_feature"):
-        block[key] = str(data_root / DATASET / Path(block[key]).name)
-    (cfg / "dataset_config.yaml").write_text(yaml.safe_dump({DATASET: block}))
-    model_block = yaml.safe_load((REPO_ROOT / "model_zoo" / "DIN" / "model_config.yaml").read_text())[EXPID]
-    (cfg / "model_config.yaml").write_text(yaml.safe_dump({EXPID: dict(model_block, model_root=str(tmp / "ckpt"))}))
-    return cfg
-
-
 @pytest.mark.slow
-def test_submission_rows_in_test_order_and_auc_equals_evaluation(tmp_path, data_root, tiny_world):
-    cfg = redirected_config(tmp_path, data_root)
+def test_submission_rows_in_test_order_and_auc_equals_evaluation(tmp_path, data_root, tiny_world, redirected_config):
+    cfg = redirected_config(tmp_path, DATASET, [EXPID], data_root)
     results, out_dir = tmp_path / "results.csv", tmp_path / "submission"
     run = subprocess.run([sys.executable, RUNNER, "--config", str(cfg), "--expid", EXPID, "--results", str(results),
                           "--submission", str(out_dir)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
