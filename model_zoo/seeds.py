@@ -183,8 +183,10 @@ def render_png(table: Sequence[Mapping[str, Any]], path: Path) -> None:
         ax.set_ylim(min(values) - 0.01, max(values + oracle) + 0.01)
     ax.set_xticks(range(len(table)), [r["expid"] for r in table], fontsize=7, rotation=20, ha="right")
     ax.set_ylabel("valid AUC")
-    ax.set_title(f"valid AUC over {max([r['n'] for r in table] or [0])} seeds (dots: seeds, bars: mean ± std)",
-                 fontsize=9)
+    datasets = ", ".join(sorted({r["dataset_id"] for r in table}))
+    synthetic = " (synthetic world, not MicroLens results)" if "MicroLens_synth" in datasets else ""
+    ax.set_title(f"{datasets}{synthetic}: valid AUC over {max([r['n'] for r in table] or [0])} seeds "
+                 "(dots: seeds, bars: mean ± std)", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     try:
