@@ -24,7 +24,7 @@ from model_zoo.errors import ConfigError, did_you_mean
 from model_zoo.fileio import atomic_write_text
 
 __all__ = ["REPO_ROOT", "load_params", "validate_params", "list_expids", "dump_params", "resolve_path",
-           "RUNNER_KEYS", "DATASET_KEYS"]
+           "RUNNER_KEYS", "DATASET_KEYS", "read_yaml", "config_file", "dataset_block"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "config"
@@ -51,15 +51,37 @@ def resolve_path(path: str | os.PathLike) -> Path:
     return p if p.is_absolute() else (REPO_ROOT / p).resolve()
 
 
-def _read_yaml(path: Path) -> Dict[str, Any]:
+def read_yaml(path: str | os.PathLike) -> Dict[str, Any]:
+    """The one YAML reader of the zoo: a mapping at the top level, or ConfigError naming the file."""
+    path = Path(path)
     try:
         with open(path, "r", encoding="utf-8") as fh:
             data = yaml.load(fh, Loader=_YamlLoader) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of blocks at the top level, found {type(data).__name__}")
     return data
+
+
+def config_file(name: str) -> Path:
+    """A config file shipped with the zoo, e.g. ``config_file("embeddings.yaml")`` or ``"tuner/x.yaml"``."""
+    return CONFIG_DIR / name
+
+
+def dataset_block(dataset_id: str, config_dir: Optional[str | os.PathLike] = None) -> Dict[str, Any]:
+    """The dataset block ``dataset_id`` (``config_dir``'s dataset_config first, then the zoo's), as declared."""
+    cdir = resolve_path(config_dir) if config_dir else None
+    files = (_yaml_files(cdir, "dataset_config") if cdir else []) + _yaml_files(CONFIG_DIR, "dataset_config")
+    datasets, _ = _collect_blocks(files, first_wins=True)
+    if dataset_id not in datasets:
+        raise ConfigError(f"unknown dataset_id '{dataset_id}'{did_you_mean(dataset_id, datasets)}; "
+                          f"declared: {', '.join(sorted(datasets))}")
+    return dict(datasets[dataset_id] or {})
 
 
 def load_keyed_config(path: str | os.PathLike, kind: str, allowed: Iterable[str]) -> Dict[str, Any]:
@@ -68,7 +90,7 @@ def load_keyed_config(path: str | os.PathLike, kind: str, allowed: Iterable[str]
     path = Path(path) if Path(path).is_file() else resolve_path(path)
     if not path.is_file():
         raise ConfigError(f"{kind} {path}: not found")
-    cfg = _read_yaml(path)
+    cfg = read_yaml(path)
     allowed = tuple(allowed)
     for key in sorted(set(cfg) - set(allowed)):
         raise ConfigError(f"{path}: unknown key '{key}'{did_you_mean(key, allowed)}; expected a subset of {allowed}")
@@ -96,7 +118,7 @@ def _collect_blocks(files: Iterable[Path], *, first_wins: bool) -> Tuple[Dict[st
     blocks: Dict[str, Any] = {}
     origin: Dict[str, Path] = {}
     for path in files:
-        for name, block in _read_yaml(path).items():
+        for name, block in read_yaml(path).items():
             if name in origin:
                 if first_wins or name == "Base":
                     continue

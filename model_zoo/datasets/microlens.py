@@ -25,6 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model_zoo.errors import ConfigError, DataError, did_you_mean
+from model_zoo.schema import (IMG_EMB_DIM, ITEM_EMB_COLUMNS, ITEM_EMB_DIM, ITEM_FEATURE_COLUMNS, ITEM_INFO_COLUMNS,
+                               ITEM_TAGS_LENGTH, MICROLENS_VOCAB, SEQ_LENGTH, SPLIT_COLUMNS, TXT_EMB_DIM)
 
 __all__ = [
     "ColumnSpec", "read_split", "read_item_info", "read_optional_item_table",
@@ -32,24 +34,6 @@ __all__ = [
     "SPLIT_COLUMNS", "ITEM_INFO_COLUMNS", "ITEM_FEATURE_COLUMNS", "ITEM_EMB_COLUMNS", "MICROLENS_VOCAB",
     "SEQ_LENGTH", "ITEM_TAGS_LENGTH", "ITEM_EMB_DIM", "TXT_EMB_DIM", "IMG_EMB_DIM", "COLUMN_KINDS",
 ]
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Challenge schema (shared/reference/microlens_mmctr.md sections 3-5; vocab sizes from the baseline YAML
-# config/DIN_microlens_mmctr_tuner_config_01.yaml of reczoo/WWW2025_MMCTR_Challenge, section 7).
-# ---------------------------------------------------------------------------------------------------------------------
-SPLIT_COLUMNS = ("user_id", "item_seq", "item_id", "likes_level", "views_level", "label")
-ITEM_INFO_COLUMNS = ("item_id", "item_tags", "item_emb_d128")
-ITEM_FEATURE_COLUMNS = ("item_id", "item_title", "item_tags", "likes_level", "views_level",
-                        "txt_emb_BERT", "img_emb_CLIPRN50")
-ITEM_EMB_COLUMNS = ("item_id", "item_emb_d128_v1", "item_emb_d128_v2", "item_emb_d128_v3", "item_emb_d128_e4")
-# item_id: 91,717 items + padding 0 (the OOV slot of FuxiCTR's identity vocab is id 91,717); item_tags: ids 0..11,738 + OOV
-# 11,739; likes/views levels: 0..9 + OOV 10 (reference section 3 table, section 4, "Vocab sizes" line of section 5).
-MICROLENS_VOCAB: dict[str, int] = {"item_id": 91718, "item_tags": 11740, "likes_level": 11, "views_level": 11}
-SEQ_LENGTH = 100          # stored item_seq length (inferred in the reference; read_split accepts any fixed length)
-ITEM_TAGS_LENGTH = 5      # item_tags list length in item_info.parquet
-ITEM_EMB_DIM = 128        # item_emb_d128 and the item_emb.parquet variants
-TXT_EMB_DIM = 768         # txt_emb_BERT in item_feature.parquet
-IMG_EMB_DIM = 1024        # img_emb_CLIPRN50 in item_feature.parquet
 
 # "str" is an extra kind beyond the four of the challenge columns, for item_feature's item_title.
 COLUMN_KINDS = ("int", "int_list", "float_list", "label", "str")

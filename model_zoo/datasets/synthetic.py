@@ -83,6 +83,9 @@ import pyarrow.parquet as pq
 from model_zoo.embeddings.pca import pca_variants
 from model_zoo.errors import ConfigError, DataError, ZooError, did_you_mean
 from model_zoo.fileio import sha256_file
+from model_zoo.schema import (DATA_FILES, E4_SPLIT, IMG_EMB_DIM, ITEM_EMB_DIM, ITEM_EMB_SCHEMA, ITEM_FEATURE_SCHEMA,
+                               ITEM_INFO_SCHEMA, ITEM_TAGS_LENGTH, LEVEL_VOCAB, NUM_LEVELS, SPLIT_SCHEMA, SPLITS,
+                               TXT_EMB_DIM)
 
 __all__ = [
     "GENERATOR_VERSION", "SynthConfig", "PRESETS", "generate", "ensure_synthetic", "make_config", "config_hash",
@@ -92,33 +95,14 @@ __all__ = [
 
 GENERATOR_VERSION = "microlens-synth-1.1"
 
-# Fixed schema constants of MicroLens_1M_x1 (not knobs: the loaders and YAML depend on them).
-TEXT_DIM = 768
-IMAGE_DIM = 1024
-EMB_DIM = 128
-E4_SPLIT = (64, 64)
-TAG_SLOTS = 5
-NUM_LEVELS = 9          # observed levels 1..9
-LEVEL_VOCAB = 11        # ids 0..9 + OOV 10
+# Schema constants come from model_zoo.schema (the loaders and YAML depend on them); aliases keep this module short.
+TEXT_DIM, IMAGE_DIM, EMB_DIM, TAG_SLOTS = TXT_EMB_DIM, IMG_EMB_DIM, ITEM_EMB_DIM, ITEM_TAGS_LENGTH
+ROW_SCHEMA = SPLIT_SCHEMA
 ROW_CHUNK = 200_000     # rows per drawing / scoring / writing chunk (part of the generator's determinism)
 
 _I64 = pa.int64()
-_LIST_I64 = pa.list_(pa.int64())
-_LIST_F32 = pa.list_(pa.float32())
-
-ROW_SCHEMA = pa.schema([("user_id", _I64), ("item_seq", _LIST_I64), ("item_id", _I64),
-                        ("likes_level", _I64), ("views_level", _I64), ("label", _I64)])
-ITEM_INFO_SCHEMA = pa.schema([("item_id", _I64), ("item_tags", _LIST_I64), ("item_emb_d128", _LIST_F32)])
-ITEM_FEATURE_SCHEMA = pa.schema([("item_id", _I64), ("item_title", pa.string()), ("item_tags", _LIST_I64),
-                                 ("likes_level", _I64), ("views_level", _I64),
-                                 ("txt_emb_BERT", _LIST_F32), ("img_emb_CLIPRN50", _LIST_F32)])
-ITEM_EMB_SCHEMA = pa.schema([("item_id", _I64), ("item_emb_d128_v1", _LIST_F32), ("item_emb_d128_v2", _LIST_F32),
-                             ("item_emb_d128_v3", _LIST_F32), ("item_emb_d128_e4", _LIST_F32)])
 _ORACLE_SCHEMA = pa.schema([("ID", _I64), ("p_click", pa.float64())])
 
-SPLITS = ("train", "valid", "test")
-DATA_FILES = ("train.parquet", "valid.parquet", "test.parquet", "item_info.parquet", "item_feature.parquet",
-              "item_emb.parquet")
 TRUTH_FILES = ("ground_truth.csv", "oracle_valid.parquet", "oracle_test.parquet")
 MANIFEST = "manifest.json"
 
