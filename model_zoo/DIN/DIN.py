@@ -1,13 +1,14 @@
 """DIN, the WWW 2025 MMCTR challenge baseline."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict
 
 from fuxictr.pytorch.layers import MLP_Block
 from torch import Tensor
 
 from model_zoo.datasets.loader import MMCTRBatch
 from model_zoo.layers.target_attention import TargetAttentionModel
+from model_zoo.params import Activation, DropoutRate, Units
 from model_zoo.registry import register_model
 
 __all__ = ["DIN"]
@@ -38,15 +39,11 @@ class DIN(TargetAttentionModel):
     Args:
         dnn_hidden_units: DNN layer sizes.
         dnn_activations: DNN activation.
-        attention_hidden_units: hidden sizes of the DIN attention scorer.
-        attention_hidden_activations: its activation ("ReLU" or "Dice").
-        attention_output_activation: activation of the attention weight (None = linear).
-        attention_dropout: dropout in the scorer.
-        din_use_softmax: normalise attention weights with a masked softmax.
         net_dropout: DNN dropout.
         batch_norm: BatchNorm in the DNN.
-        learning_rate, optimizer, loss: compile settings.
-        **kwargs: MMCTRModel / FuxiCTR BaseModel arguments (embedding_dim, regularizers, model_root, ...).
+        **kwargs: the DIN scorer's TargetAttentionModel arguments (attention_hidden_units, attention_hidden_activations,
+            attention_output_activation, din_use_softmax, attention_dropout) and MMCTRModel arguments (embedding_dim,
+            regularizers, learning_rate, ...).
 
     Example::
 
@@ -54,21 +51,16 @@ class DIN(TargetAttentionModel):
         y = model(batch)["y_pred"]   # (B, 1) in [0, 1]
     """
 
-    def __init__(self, feature_map, model_id: str = "DIN", dnn_hidden_units: Sequence[int] = (1024, 512, 256),
-                 dnn_activations: str = "ReLU", attention_hidden_units: Sequence[int] = (512, 256),
-                 attention_hidden_activations: str = "ReLU", attention_output_activation: Optional[str] = None,
-                 attention_dropout: float = 0.1, din_use_softmax: bool = False, net_dropout: float = 0.0,
-                 batch_norm: bool = True, learning_rate: float = 1e-3, optimizer: str = "adam",
-                 loss: str = "binary_crossentropy", **kwargs) -> None:
-        super().__init__(feature_map, model_id=model_id, attention_type="din",
-                         attention_hidden_units=attention_hidden_units,
-                         attention_hidden_activations=attention_hidden_activations,
-                         attention_output_activation=attention_output_activation,
-                         attention_dropout=attention_dropout, din_use_softmax=din_use_softmax, **kwargs)
+    attention_types = ("din",)
+
+    def __init__(self, feature_map, model_id: str = "DIN", dnn_hidden_units: Units = (1024, 512, 256),
+                 dnn_activations: Activation = "ReLU", net_dropout: DropoutRate = 0.0, batch_norm: bool = True,
+                 **kwargs) -> None:
+        super().__init__(feature_map, model_id=model_id, attention_type="din", **kwargs)
         self.dnn = MLP_Block(input_dim=self.backbone.flat_dim, output_dim=1, hidden_units=list(dnn_hidden_units),
                              hidden_activations=dnn_activations, output_activation=self.output_activation,
                              dropout_rates=net_dropout, batch_norm=batch_norm)
-        self.finish(optimizer, loss, learning_rate)
+        self.finish()
 
     def forward(self, inputs: MMCTRBatch) -> Dict[str, Tensor]:
         fields = self.embed_fields(inputs)

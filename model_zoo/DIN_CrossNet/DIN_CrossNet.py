@@ -1,7 +1,7 @@
 """DIN target-attention backbone + a DCN-V2 cross network (the 3rd-place jzzx.NTU "DIN_DCN" family)."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Literal, Optional
 
 import torch
 from fuxictr.pytorch.layers import CrossNetMix, CrossNetV2, MLP_Block
@@ -9,7 +9,8 @@ from torch import Tensor, nn
 
 from model_zoo.datasets.loader import MMCTRBatch
 from model_zoo.errors import ConfigError
-from model_zoo.layers.target_attention import TargetAttentionModel, check_choice
+from model_zoo.layers.target_attention import TargetAttentionModel
+from model_zoo.params import Activation, DropoutRate, PositiveInt, Units, check_choice
 from model_zoo.registry import register_model
 
 __all__ = ["DIN_CrossNet", "MODEL_STRUCTURES", "build_crossnet"]
@@ -68,7 +69,6 @@ class DIN_CrossNet(TargetAttentionModel):
         dnn_activations: DNN activation.
         net_dropout: DNN dropout.
         batch_norm: BatchNorm in the DNN.
-        learning_rate, optimizer, loss: compile settings.
         **kwargs: TargetAttentionModel arguments (attention_type, num_heads, ...) and MMCTRModel / FuxiCTR BaseModel
             arguments (embedding_dim, regularizers, model_root, ...).
 
@@ -79,11 +79,11 @@ class DIN_CrossNet(TargetAttentionModel):
         y = model(batch)["y_pred"]   # (B, 1) in [0, 1]
     """
 
-    def __init__(self, feature_map, model_id: str = "DIN_CrossNet", model_structure: str = "parallel",
-                 crossnet: Optional[nn.Module] = None, num_cross_layers: int = 3, low_rank: Optional[int] = None,
-                 num_experts: Optional[int] = None, dnn_hidden_units: Sequence[int] = (1024, 512, 256),
-                 dnn_activations: str = "ReLU", net_dropout: float = 0.0, batch_norm: bool = True,
-                 learning_rate: float = 1e-3, optimizer: str = "adam", loss: str = "binary_crossentropy",
+    def __init__(self, feature_map, model_id: str = "DIN_CrossNet",
+                 model_structure: Literal["stacked", "parallel"] = "parallel", crossnet: Optional[nn.Module] = None,
+                 num_cross_layers: PositiveInt = 3, low_rank: Optional[PositiveInt] = None,
+                 num_experts: Optional[PositiveInt] = None, dnn_hidden_units: Units = (1024, 512, 256),
+                 dnn_activations: Activation = "ReLU", net_dropout: DropoutRate = 0.0, batch_norm: bool = True,
                  **kwargs) -> None:
         check_choice("model_structure", model_structure, MODEL_STRUCTURES)
         if crossnet is not None and not isinstance(crossnet, nn.Module):
@@ -98,7 +98,7 @@ class DIN_CrossNet(TargetAttentionModel):
                              hidden_activations=dnn_activations, dropout_rates=net_dropout, batch_norm=batch_norm)
         dnn_dim = dnn_hidden_units[-1] if len(dnn_hidden_units) else flat_dim
         self.fc = nn.Linear(dnn_dim if model_structure == "stacked" else flat_dim + dnn_dim, 1)
-        self.finish(optimizer, loss, learning_rate)
+        self.finish()
 
     def forward(self, inputs: MMCTRBatch) -> Dict[str, Tensor]:
         flat = self.backbone.flatten(self.embed_fields(inputs))  # (B, F*d)

@@ -1,14 +1,14 @@
 """DIN + multi-head target attention + SENet, the WWW 2025 MMCTR Task-2 model winner's architecture."""
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict, Literal
 
 from fuxictr.pytorch.layers import MLP_Block, SqueezeExcitation
 from torch import Tensor
 
 from model_zoo.datasets.loader import MMCTRBatch
-from model_zoo.errors import ConfigError
-from model_zoo.layers.target_attention import EXCITATION_ACTIVATIONS, TargetAttentionModel, check_choice
+from model_zoo.layers.target_attention import EXCITATION_ACTIVATIONS, TargetAttentionModel
+from model_zoo.params import Activation, DropoutRate, PositiveFloat, Units, check_choice
 from model_zoo.registry import register_model
 
 __all__ = ["DIN_SENet"]
@@ -46,7 +46,6 @@ class DIN_SENet(TargetAttentionModel):
         dnn_activations: DNN activation.
         net_dropout: DNN dropout.
         batch_norm: BatchNorm in the DNN.
-        learning_rate, optimizer, loss: compile settings.
         **kwargs: TargetAttentionModel arguments (attention_type, num_heads, attention_dim, ...) and MMCTRModel /
             FuxiCTR BaseModel arguments (embedding_dim, regularizers, model_root, ...).
 
@@ -57,20 +56,17 @@ class DIN_SENet(TargetAttentionModel):
         y = model(batch)["y_pred"]   # (B, 1) in [0, 1]
     """
 
-    def __init__(self, feature_map, model_id: str = "DIN_SENet", reduction_ratio: float = 3,
-                 excitation_activation: str = "Sigmoid", dnn_hidden_units: Sequence[int] = (1024, 512, 256),
-                 dnn_activations: str = "ReLU", net_dropout: float = 0.0, batch_norm: bool = True,
-                 learning_rate: float = 1e-3, optimizer: str = "adam", loss: str = "binary_crossentropy",
+    def __init__(self, feature_map, model_id: str = "DIN_SENet", reduction_ratio: PositiveFloat = 3,
+                 excitation_activation: Literal["ReLU", "Sigmoid"] = "Sigmoid", dnn_hidden_units: Units = (1024, 512, 256),
+                 dnn_activations: Activation = "ReLU", net_dropout: DropoutRate = 0.0, batch_norm: bool = True,
                  **kwargs) -> None:
         check_choice("excitation_activation", excitation_activation, EXCITATION_ACTIVATIONS)
-        if not reduction_ratio > 0:
-            raise ConfigError(f"reduction_ratio={reduction_ratio!r}; expected a number > 0")
         super().__init__(feature_map, model_id=model_id, **kwargs)
         self.senet = SqueezeExcitation(self.backbone.num_fields, reduction_ratio, excitation_activation)
         self.dnn = MLP_Block(input_dim=self.backbone.flat_dim, output_dim=1, hidden_units=list(dnn_hidden_units),
                              hidden_activations=dnn_activations, output_activation=self.output_activation,
                              dropout_rates=net_dropout, batch_norm=batch_norm)
-        self.finish(optimizer, loss, learning_rate)
+        self.finish()
 
     def forward(self, inputs: MMCTRBatch) -> Dict[str, Tensor]:
         fields = self.embed_fields(inputs)

@@ -1,22 +1,22 @@
 """DMF, Decoupled Multimodal Fusion (arXiv 2510.11066): DTA + similarity histogram + CMM over MMCTR item features."""
 from __future__ import annotations
 
-import math
-from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+import inspect
+from typing import Annotated, Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from fuxictr.pytorch.layers import MLP_Block
 from torch import Tensor, nn
 
 from model_zoo.datasets.loader import MMCTRBatch
-from model_zoo.datasets.microlens import ColumnSpec, read_item_info, read_optional_item_table, read_split
-from model_zoo.errors import DataError
-from model_zoo.layers.mmctr_base import MMCTRModel
+from model_zoo.DMF.attention import ComplementaryModality, DecoupledTargetAttention, EarlyFusionTargetAttention
+from model_zoo.layers.mmctr_base import DataRequirements, MMCTRModel, ModelData
 from model_zoo.layers.similarity import (BUCKET_EDGE_MODES, SimilarityBucketizer, SimilarityHistogram,
                                          gathered_cosines, l2_normalize_segments, segment_cosines)
+from model_zoo.errors import ConfigError
+from model_zoo.params import Activation, DropoutRate, PositiveInt, Probability, Range, Units, check_choice
 from model_zoo.registry import register_model
+from model_zoo.schema import IMAGE_COLUMN, TEXT_COLUMN
 
 __all__ = ["DMF", "DecoupledTargetAttention", "EarlyFusionTargetAttention"]
 
@@ -25,191 +25,6 @@ CMM_MODES = ("concat", "weighted_sum", "gate")
 MM_SOURCES = ("item_feature", "item_info")
 _ITEM_ID = "item_id"  # the item id feature of the MicroLens schema (target and history ids)
 HistoryState = Any  # DTA: (K^id, V^id); early fusion: the raw history vectors
-
-
-def _masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
-    """Softmax over the last axis of (B, h, L) ``scores`` where ``mask`` (B, L) or (L,) is 1 (all padding -> 0)."""
-    valid = mask.unsqueeze(-2) > 0  # (B, 1, L) or (1, L)
-    alpha = torch.softmax(scores.masked_fill(~valid, torch.finfo(scores.dtype).min), dim=-1)
-    return alpha * valid.to(alpha.dtype)  # an all-padding row was uniform; zero it
-
-
-def _check_choice(key: str, value: str, allowed: Tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{key}={value!r}; expected one of {allowed}")
-
-
-class DecoupledTargetAttention(nn.Module):
-    """Decoupled Target Attention: dot-product target attention with a bucket embedding of the target-behaviour
-    similarity added to keys (and values) **after** the target-agnostic projections.
-
-    ``scores = (q . K^id_j + (q P_K^T)[b_j]) / sqrt(d_h)``, ``out = alpha V^id + scatter_b(alpha) P_V``, evaluated as a
-    gather from ``q P_K^T`` (B, h, K n_b) and a scatter of alpha into buckets, never as an (N, L, d_a) tensor. With a
-    history of shape (L, d) shared by N candidates, :meth:`prepare_history` computes K^id and V^id once per user
-    and stacks them over P_K and P_V, so a candidate costs two small GEMMs, a gather and a scatter.
-
-    Args:
-        input_dim: d, the item vector size.
-        attention_dim: d_a (split over heads).
-        num_bucket_rows: K * n_b (one n_b-row table per modality, stacked; ids arrive offset by modality).
-        num_heads: h; ``attention_dim`` must be divisible by it.
-        sim_on_values: add P_V to the values too (else keys only).
-        output_dim: size of an output Linear; None = no output layer (output d_a).
-
-    Example::
-
-        dta = DecoupledTargetAttention(input_dim=8, attention_dim=8, num_bucket_rows=2 * 4)
-        state = dta.prepare_history(torch.randn(5, 8))                          # one user, L = 5
-        out = dta(torch.randn(3, 8), state, torch.randint(0, 8, (3, 2, 5)), torch.ones(5))   # (3, 8)
-    """
-
-    def __init__(self, input_dim: int, attention_dim: int, num_bucket_rows: int, num_heads: int = 1,
-                 sim_on_values: bool = True, output_dim: Optional[int] = None) -> None:
-        super().__init__()
-        if num_heads < 1 or attention_dim % num_heads:
-            raise ValueError(f"num_heads={num_heads}; expected a divisor of attention_dim={attention_dim}")
-        self.num_heads, self.head_dim = num_heads, attention_dim // num_heads
-        self.scale = 1.0 / math.sqrt(self.head_dim)
-        self.query = nn.Linear(input_dim, attention_dim)
-        self.key = nn.Linear(input_dim, attention_dim, bias=False)  # a key bias shifts every score of a row equally
-        self.value = nn.Linear(input_dim, attention_dim)
-        self.key_buckets = nn.Embedding(num_bucket_rows, attention_dim)  # P_K
-        self.value_buckets = nn.Embedding(num_bucket_rows, attention_dim) if sim_on_values else None  # P_V
-        self.output_layer = nn.Linear(attention_dim, output_dim) if output_dim else None
-        self.output_dim = output_dim or attention_dim
-
-    def init_weights(self) -> None:
-        for table in (self.key_buckets, self.value_buckets):
-            if table is not None:
-                nn.init.xavier_normal_(table.weight)
-
-    def _heads(self, x: Tensor) -> Tensor:
-        return x.view(*x.shape[:-1], self.num_heads, self.head_dim)
-
-    def prepare_history(self, history: Tensor) -> Tuple[Tensor, Tensor]:
-        """Target-agnostic K^id, V^id: (B, L, h, d_h) each from per-row history vectors (B, L, d).
-
-        For one user's history (L, d) (serving) the bucket tables are appended once, giving [K^id; P_K] and
-        [V^id; P_V] of shape (L + K n_b, h, d_h): each candidate then needs one GEMM for all its scores and one for
-        its output."""
-        keys, values = self._heads(self.key(history)), self._heads(self.value(history))
-        if history.dim() == 2:
-            keys = torch.cat([keys, self._heads(self.key_buckets.weight)], dim=0)  # (L + K n_b, h, d_h)
-            if self.value_buckets is not None:
-                values = torch.cat([values, self._heads(self.value_buckets.weight)], dim=0)
-        return keys, values
-
-    def forward(self, target: Tensor, state: Tuple[Tensor, Tensor], bucket_ids: Tensor, mask: Tensor) -> Tensor:
-        """``target`` (B, d); ``state`` from :meth:`prepare_history`, per row or shared; ``bucket_ids`` (B, K, L)
-        offset by modality; ``mask`` (B, L) or shared (L,) -> (B, output_dim)."""
-        keys, values = state
-        shared = keys.dim() == 3
-        rows, num_mod, length = bucket_ids.shape
-        heads = self.num_heads
-        q = self._heads(self.query(target)) * self.scale  # (B, h, d_h), pre-scaled
-        flat_ids = bucket_ids.reshape(rows, 1, num_mod * length).expand(-1, heads, -1)  # (B, h, K L)
-        if shared:  # q [K^id; P_K]^T in one GEMM: (B, h, L + K n_b)
-            q_all = torch.einsum("bhd,rhd->bhr", q, keys)
-            scores, q_pk = q_all[..., :length], q_all[..., length:]  # (B, h, L), (B, h, K n_b)
-        else:
-            scores = torch.einsum("bhd,blhd->bhl", q, keys)  # (B, h, L)
-            q_pk = torch.einsum("bhd,rhd->bhr", q, self._heads(self.key_buckets.weight))  # (B, h, K n_b)
-        scores = scores + q_pk.gather(2, flat_ids).view(rows, heads, num_mod, length).sum(2)
-        alpha = _masked_softmax(scores, mask)  # (B, h, L)
-        if self.value_buckets is None:
-            out = torch.einsum("bhl,lhd->bhd" if shared else "bhl,blhd->bhd", alpha, values)  # (B, h, d_h)
-        else:  # scatter_b(alpha): the attention mass per bucket, (B, h, K n_b)
-            bucket_mass = alpha.new_zeros(rows, heads, self.value_buckets.num_embeddings)
-            spread = alpha.unsqueeze(2).expand(-1, -1, num_mod, -1).reshape(rows, heads, -1)  # (B, h, K L)
-            bucket_mass.scatter_add_(2, flat_ids, spread)
-            if shared:  # [alpha | mass] [V^id; P_V] in one GEMM
-                out = torch.einsum("bhr,rhd->bhd", torch.cat([alpha, bucket_mass], dim=-1), values)
-            else:
-                out = torch.einsum("bhl,blhd->bhd", alpha, values) + torch.einsum(
-                    "bhr,rhd->bhd", bucket_mass, self._heads(self.value_buckets.weight))
-        out = out.reshape(rows, -1)  # (B, d_a)
-        return self.output_layer(out) if self.output_layer is not None else out
-
-
-class EarlyFusionTargetAttention(nn.Module):
-    """The early-fusion comparator of DTA (spec section 10): the target-aware similarity embedding
-    z_{t,j} = sum_k E_s[b^(k)_{t,j}] is concatenated to e_j **before** the K/V projections
-    (W_K = [W_K^e | W_K^z]), so the projections run per (candidate, behaviour) and nothing can be cached per user.
-
-    With P_K := E_s W_K^{zT} and P_V := E_s W_V^{zT} DTA computes exactly the same function (a unit test checks it).
-
-    Args:
-        input_dim, attention_dim, num_bucket_rows, num_heads, sim_on_values, output_dim: as in
-            :class:`DecoupledTargetAttention`.
-        similarity_dim: d_s, the width of E_s.
-
-    Example::
-
-        ef = EarlyFusionTargetAttention(input_dim=8, attention_dim=8, num_bucket_rows=8, similarity_dim=8)
-        out = ef(torch.randn(3, 8), ef.prepare_history(torch.randn(5, 8)), torch.randint(0, 8, (3, 2, 5)),
-                 torch.ones(5))   # (3, 8)
-    """
-
-    def __init__(self, input_dim: int, attention_dim: int, num_bucket_rows: int, similarity_dim: int,
-                 num_heads: int = 1, sim_on_values: bool = True, output_dim: Optional[int] = None) -> None:
-        super().__init__()
-        if num_heads < 1 or attention_dim % num_heads:
-            raise ValueError(f"num_heads={num_heads}; expected a divisor of attention_dim={attention_dim}")
-        self.num_heads, self.head_dim = num_heads, attention_dim // num_heads
-        self.scale = 1.0 / math.sqrt(self.head_dim)
-        self.sim_on_values = sim_on_values
-        self.similarity_embedding = nn.Embedding(num_bucket_rows, similarity_dim)  # E_s
-        self.query = nn.Linear(input_dim, attention_dim)
-        self.key = nn.Linear(input_dim + similarity_dim, attention_dim, bias=False)
-        self.value = nn.Linear(input_dim + (similarity_dim if sim_on_values else 0), attention_dim)
-        self.output_layer = nn.Linear(attention_dim, output_dim) if output_dim else None
-        self.output_dim = output_dim or attention_dim
-
-    def init_weights(self) -> None:
-        nn.init.xavier_normal_(self.similarity_embedding.weight)
-
-    def prepare_history(self, history: Tensor) -> Tensor:
-        """Nothing target-agnostic to precompute: K and V depend on the candidate through z_{t,j}."""
-        return history
-
-    def forward(self, target: Tensor, history: Tensor, bucket_ids: Tensor, mask: Tensor) -> Tensor:
-        """Same contract as :meth:`DecoupledTargetAttention.forward`, with ``history`` (B, L, d) or shared (L, d)."""
-        rows = target.shape[0]
-        if history.dim() == 2:  # one user's history, repeated for each candidate
-            history = history.unsqueeze(0).expand(rows, -1, -1)  # (N, L, d)
-        z = self.similarity_embedding(bucket_ids).sum(1)  # (B, K, L, d_s) -> (B, L, d_s)
-        fused = torch.cat([history, z], dim=-1)  # (B, L, d + d_s)
-        keys = self.key(fused).view(rows, -1, self.num_heads, self.head_dim)  # (B, L, h, d_h): per candidate
-        values = self.value(fused if self.sim_on_values else history).view(rows, -1, self.num_heads, self.head_dim)
-        q = self.query(target).view(rows, self.num_heads, self.head_dim)  # (B, h, d_h)
-        alpha = _masked_softmax(torch.einsum("bhd,blhd->bhl", q, keys) * self.scale, mask)  # (B, h, L)
-        out = torch.einsum("bhl,blhd->bhd", alpha, values).reshape(rows, -1)  # (B, d_a)
-        return self.output_layer(out) if self.output_layer is not None else out
-
-
-class _ComplementaryModality(nn.Module):
-    """CMM: combines the modality-enriched (DTA) and modality-centric (histogram) interests (spec section 6)."""
-
-    def __init__(self, mode: str, enriched_dim: int, centric_dim: int, common_dim: int, weight: float) -> None:
-        super().__init__()
-        self.mode, self.weight = mode, weight
-        both = enriched_dim > 0 and centric_dim > 0
-        self.output_dim = enriched_dim + centric_dim if mode == "concat" or not both else common_dim
-        if mode != "concat" and both:
-            self.enriched_proj = nn.Linear(enriched_dim, common_dim)
-            self.centric_proj = nn.Linear(centric_dim, common_dim)
-            self.gate = nn.Linear(enriched_dim + centric_dim, 1) if mode == "gate" else None
-
-    def forward(self, enriched: Optional[Tensor], centric: Optional[Tensor]) -> Tensor:
-        if enriched is None or centric is None:  # one pathway ablated: nothing to combine
-            return enriched if centric is None else centric
-        if self.mode == "concat":
-            return torch.cat([enriched, centric], dim=-1)
-        if self.gate is not None:
-            weight = torch.sigmoid(self.gate(torch.cat([enriched, centric], dim=-1)))  # (B, 1)
-        else:
-            weight = self.weight
-        return weight * self.enriched_proj(enriched) + (1 - weight) * self.centric_proj(centric)
 
 
 @register_model
@@ -244,7 +59,7 @@ class DMF(MMCTRModel):
         parameter shapes before any file is read. The early-fusion comparator uses d_s = d_a.
 
     Args:
-        mm_source: ``"item_feature"`` (K modalities from item_feature.parquet; needs :meth:`attach_data`) or
+        mm_source: ``"item_feature"`` (K modalities from item_feature.parquet, delivered in ``data``) or
             ``"item_info"`` (K = 1: cosine of the joined ``mm_item_info_column`` vectors).
         mm_feature_columns: item_feature.parquet columns used as modalities.
         mm_item_info_column: the item_info multimodal feature (similarity source for ``item_info``, head input).
@@ -255,7 +70,7 @@ class DMF(MMCTRModel):
         num_heads: DTA heads.
         attention_output_dim: size of an output Linear after DTA; None = none.
         num_buckets: n_b per modality.
-        bucket_edges: ``"equal_width"`` on [-1, 1] or ``"quantile"`` (fitted by :meth:`attach_data`, saved in the
+        bucket_edges: ``"equal_width"`` on [-1, 1] or ``"quantile"`` (fitted on ``data``'s train sample, saved in the
             checkpoint).
         quantile_fit_rows: train rows sampled (seeded by ``seed``) to fit quantile edges.
         sim_on_values: add bucket embeddings to the values as well as the keys.
@@ -267,45 +82,48 @@ class DMF(MMCTRModel):
         cmm_mode: ``"concat"``, ``"weighted_sum"`` or ``"gate"``.
         cmm_weight: weight of the DTA pathway in ``weighted_sum``.
         dnn_hidden_units, dnn_activations, net_dropout, batch_norm: the head MLP.
-        learning_rate, optimizer, loss: compile settings.
-        **kwargs: MMCTRModel / FuxiCTR BaseModel arguments (embedding_dim, regularizers, model_root, ...).
+        data: the modality tables and train sample of :meth:`data_requirements` (``model_zoo.experiment`` loads them).
+        **kwargs: MMCTRModel / FuxiCTR BaseModel arguments (embedding_dim, regularizers, learning_rate, ...).
 
     Example::
 
-        model = DMF(feature_map, model_root="/tmp/ckpt", metrics=["AUC"], verbose=0, embedding_dim=8)
-        model.attach_data(files, params)            # loads the multimodal tables
+        exp = build_experiment(params)               # model_zoo.experiment: data, feature map, DMF with its tables
+        model, batch = exp.model, exp.loader("valid").batch(slice(0, 64))
         y = model(batch)["y_pred"]                  # (B, 1)
         user, cands = model.serving_request(batch, row=0, candidate_rows=range(8))
         scores = model.forward_serving(user, cands) # (8, 1)
     """
 
-    def __init__(self, feature_map, model_id: str = "DMF", mm_source: str = "item_feature",
-                 mm_feature_columns: Sequence[str] = ("txt_emb_BERT", "img_emb_CLIPRN50"),
+    def __init__(self, feature_map, model_id: str = "DMF",
+                 mm_source: Literal["item_feature", "item_info"] = "item_feature",
+                 mm_feature_columns: Tuple[str, ...] = (TEXT_COLUMN, IMAGE_COLUMN),
                  mm_item_info_column: str = "item_emb_d128", mm_in_keys: bool = False, target_mm_in_head: bool = True,
-                 attention_mode: str = "decoupled", attention_dim: int = 64, num_heads: int = 1,
-                 attention_output_dim: Optional[int] = None, num_buckets: int = 32,
-                 bucket_edges: str = "equal_width", quantile_fit_rows: int = 20_000, sim_on_values: bool = True,
-                 use_dta: bool = True, use_histogram: bool = True, num_tiers: int = 20,
-                 normalize_histogram: bool = False, histogram_hidden_units: Sequence[int] = (64,),
-                 cmm_mode: str = "concat", cmm_weight: float = 0.5,
-                 dnn_hidden_units: Sequence[int] = (512, 256, 128), dnn_activations: str = "ReLU",
-                 net_dropout: float = 0.0, batch_norm: bool = True, learning_rate: float = 1e-3,
-                 optimizer: str = "adam", loss: str = "binary_crossentropy", **kwargs) -> None:
-        _check_choice("mm_source", mm_source, MM_SOURCES)
-        _check_choice("attention_mode", attention_mode, ATTENTION_MODES)
-        _check_choice("bucket_edges", bucket_edges, BUCKET_EDGE_MODES)
-        _check_choice("cmm_mode", cmm_mode, CMM_MODES)
+                 attention_mode: Literal["decoupled", "early_fusion"] = "decoupled",
+                 attention_dim: PositiveInt = 64, num_heads: PositiveInt = 1,
+                 attention_output_dim: Optional[PositiveInt] = None, num_buckets: Annotated[int, Range(low=2)] = 32,
+                 bucket_edges: Literal["equal_width", "quantile"] = "equal_width",
+                 quantile_fit_rows: PositiveInt = 20_000, sim_on_values: bool = True, use_dta: bool = True,
+                 use_histogram: bool = True, num_tiers: Annotated[int, Range(low=2)] = 20,
+                 normalize_histogram: bool = False, histogram_hidden_units: Units = (64,),
+                 cmm_mode: Literal["concat", "weighted_sum", "gate"] = "concat", cmm_weight: Probability = 0.5,
+                 dnn_hidden_units: Units = (512, 256, 128), dnn_activations: Activation = "ReLU",
+                 net_dropout: DropoutRate = 0.0, batch_norm: bool = True, data: Optional[ModelData] = None,
+                 **kwargs) -> None:
+        check_choice("mm_source", mm_source, MM_SOURCES)
+        check_choice("attention_mode", attention_mode, ATTENTION_MODES)
+        check_choice("bucket_edges", bucket_edges, BUCKET_EDGE_MODES)
+        check_choice("cmm_mode", cmm_mode, CMM_MODES)
         if not (use_dta or use_histogram):
-            raise ValueError("use_dta=False and use_histogram=False; expected at least one pathway on")
+            raise ConfigError("use_dta=False and use_histogram=False; expected at least one pathway on")
         if not 0.0 <= cmm_weight <= 1.0:
-            raise ValueError(f"cmm_weight={cmm_weight}; expected a value in [0, 1]")
-        super().__init__(feature_map, model_id=model_id, **kwargs)
+            raise ConfigError(f"cmm_weight={cmm_weight}; expected a value in [0, 1]")
+        super().__init__(feature_map, model_id=model_id, data=data, **kwargs)
         has_info_mm = mm_item_info_column in self.item_features
         if not has_info_mm and (mm_source == "item_info" or mm_in_keys or target_mm_in_head):
-            raise ValueError(f"mm_item_info_column={mm_item_info_column!r} is not an item feature of the feature map;"
+            raise ConfigError(f"mm_item_info_column={mm_item_info_column!r} is not an item feature of the feature map;"
                              f" expected one of {tuple(self.item_features)}")
         self.mm_source, self.mm_feature_columns = mm_source, tuple(mm_feature_columns)
-        self.mm_item_info_column, self.quantile_fit_rows = mm_item_info_column, int(quantile_fit_rows)
+        self.mm_item_info_column = mm_item_info_column
         self.id_features: List[str] = [f for f in self.item_features if f != mm_item_info_column or mm_in_keys]
         self.head_mm = target_mm_in_head and not mm_in_keys  # with mm_in_keys the projection is already in e_t
         id_dim = sum(self._emb_dim(f) for f in self.id_features)
@@ -324,14 +142,49 @@ class DMF(MMCTRModel):
         self.histogram_mlp = (MLP_Block(num_mod * num_tiers, hidden_units=list(histogram_hidden_units),
                                         hidden_activations="ReLU") if use_histogram else None)
         centric_dim = (list(histogram_hidden_units) or [num_mod * num_tiers])[-1] if use_histogram else 0
-        self.cmm = _ComplementaryModality(cmm_mode, self.attention.output_dim if use_dta else 0, centric_dim,
-                                          attention_dim, cmm_weight)
+        self.cmm = ComplementaryModality(cmm_mode, self.attention.output_dim if use_dta else 0, centric_dim,
+                                         attention_dim, cmm_weight)
         head_dim = (self.row_emb_dim + id_dim + self.cmm.output_dim
                     + (self._emb_dim(mm_item_info_column) if self.head_mm else 0))
         self.dnn = MLP_Block(input_dim=head_dim, output_dim=1, hidden_units=list(dnn_hidden_units),
                              hidden_activations=dnn_activations, output_activation=self.output_activation,
                              dropout_rates=net_dropout, batch_norm=batch_norm)
-        self.finish(optimizer, loss, learning_rate)
+        self.finish()
+        if data is not None:
+            self._use_data(data)
+
+    # ---- config -------------------------------------------------------------------------------------------------
+    @classmethod
+    def config_conflicts(cls, params: Mapping[str, Any]) -> List[Tuple[str, str]]:
+        """Keys that a switched-off part of DMF would ignore."""
+        out: List[Tuple[str, str]] = []
+        unused = {
+            "use_dta": (False, ("attention_mode", "attention_dim", "num_heads", "attention_output_dim",
+                                "num_buckets", "bucket_edges", "quantile_fit_rows", "sim_on_values")),
+            "use_histogram": (False, ("num_tiers", "normalize_histogram", "histogram_hidden_units")),
+        }
+        for switch, (off, keys) in unused.items():
+            if params.get(switch, True) is off:
+                out += [(k, f"key '{k}' is unused with {switch}: {off}") for k in keys if k in params]
+        if "cmm_weight" in params and params.get("cmm_mode", "concat") != "weighted_sum":
+            out.append(("cmm_weight", "key 'cmm_weight' is read only with cmm_mode: weighted_sum"))
+        if "quantile_fit_rows" in params and params.get("bucket_edges", "equal_width") != "quantile":
+            out.append(("quantile_fit_rows", "key 'quantile_fit_rows' is read only with bucket_edges: quantile"))
+        if "mm_feature_columns" in params and params.get("mm_source", "item_feature") != "item_feature":
+            out.append(("mm_feature_columns", "key 'mm_feature_columns' is read only with mm_source: item_feature"))
+        return out + super().config_conflicts(params)
+
+    @classmethod
+    def data_requirements(cls, params: Mapping[str, Any]) -> DataRequirements:
+        """The raw modality vectors of item_feature.parquet (``mm_source: item_feature``) and, for quantile bucket
+        edges, a seeded sample of train rows."""
+        defaults = inspect.signature(cls.__init__).parameters
+        get = (lambda key: params.get(key, defaults[key].default))
+        columns = tuple(get("mm_feature_columns")) if get("mm_source") == "item_feature" else ()
+        quantile = get("use_dta") and get("bucket_edges") == "quantile"
+        info_columns = (get("mm_item_info_column"),) if quantile and get("mm_source") == "item_info" else ()
+        return DataRequirements(item_feature_columns=columns, item_info_columns=info_columns,
+                                train_sample_rows=int(get("quantile_fit_rows")) if quantile else 0)
 
     def _raw_dim(self, feature: str) -> int:
         """Width of an ``embedding`` feature's stored vector (FuxiCTR's default: its embedding_dim)."""
@@ -339,33 +192,22 @@ class DMF(MMCTRModel):
         return spec.get("pretrain_dim", spec.get("embedding_dim", self.embedding_dim))
 
     # ---- data --------------------------------------------------------------------------------------------------
-    def attach_data(self, files, params: Mapping[str, Any]) -> None:
-        """Load the frozen MM tables (``mm_source: item_feature``) and fit quantile bucket edges if configured.
-
-        Args:
-            files: ``model_zoo.datasets.prepare.DatasetFiles`` of the dataset.
-            params: resolved params (``item_feature`` path, ``max_len``, ``seed``).
-        """
+    def _use_data(self, data: ModelData) -> None:
+        """Hold the frozen MM tables and fit quantile bucket edges from the sampled train rows."""
         if self.mm_source == "item_feature":
-            path = self._item_feature_path(files, params)
-            specs = [ColumnSpec(c, "float_list") for c in self.mm_feature_columns]
-            arrays = read_optional_item_table(path, specs, has_padding_row=False)
-            vocab = int(self.feature_map.features[_ITEM_ID]["vocab_size"])
-            if len(arrays[_ITEM_ID]) > vocab - 1:
-                raise DataError(f"{len(arrays[_ITEM_ID])} items, but the item_id vocab_size {vocab} allows at most "
-                                f"{vocab - 1}", path=str(path), column=_ITEM_ID)
-            dims = tuple(int(arrays[c].shape[1]) for c in self.mm_feature_columns)
-            table = torch.zeros(vocab, sum(dims))  # row 0 (padding) and unseen ids stay zero
-            table[1:len(arrays[_ITEM_ID]) + 1] = torch.from_numpy(
-                np.concatenate([arrays[c] for c in self.mm_feature_columns], axis=1))
-            self.attach_mm_vectors(table, dims)
-        if self.bucketizer.mode == "quantile":
-            self._fit_quantile_edges(files, params)
+            missing = [c for c in self.mm_feature_columns if c not in data.item_vectors]
+            if missing:
+                raise ConfigError(f"DMF(mm_source='item_feature') needs the item vectors {missing}; got "
+                                 f"{sorted(data.item_vectors)}")
+            tables = [data.item_vectors[c] for c in self.mm_feature_columns]
+            self.attach_mm_vectors(torch.cat(tables, dim=1), [t.shape[1] for t in tables])
+        if self.bucketizer.mode == "quantile" and data.train_history is not None:
+            self._fit_quantile_edges(data.train_history, data.train_target, data)
 
     def attach_mm_vectors(self, table: Tensor, dims: Sequence[int]) -> None:
         """Hold ``table`` (I + 1, M), the K modality vectors of every item id side by side (row 0 = padding, zero),
-        as the frozen non-persistent buffer, each modality L2-normalised once. Used by :meth:`attach_data`, and
-        directly by benchmarks or callers that hold the vectors in memory."""
+        as the frozen non-persistent buffer, each modality L2-normalised once (the constructor does this from its
+        ``data``; benchmarks holding vectors in memory call it directly)."""
         if self.mm_source != "item_feature":
             raise ValueError(f"attach_mm_vectors needs mm_source='item_feature'; got {self.mm_source!r}")
         if len(dims) != self.bucketizer.num_modalities:
@@ -374,39 +216,20 @@ class DMF(MMCTRModel):
         self.mm_dims = tuple(int(d) for d in dims)
         self.mm_table = l2_normalize_segments(table.float(), self.mm_dims).to(self.device)
 
-    @staticmethod
-    def _item_feature_path(files, params: Mapping[str, Any]) -> Path:
-        """The configured ``item_feature`` file, else item_feature.parquet in the dataset directory."""
-        default = Path(files.data_dir) / "item_feature.parquet"
-        configured = Path(params["item_feature"]) if params.get("item_feature") else None
-        for path in (configured, default):
-            if path is not None and path.is_file():
-                return path
-        tried = " or ".join(str(p) for p in (configured, default) if p is not None)
-        raise DataError(f"mm_source='item_feature' needs item_feature.parquet (looked for {tried}); place the file "
-                        f"there or set 'mm_source: item_info'")
-
-    def _fit_quantile_edges(self, files, params: Mapping[str, Any]) -> None:
-        """Quantile edges per modality from the cosines of every valid (target, history) pair of sampled train rows."""
-        split = read_split(files.train, [ColumnSpec("item_seq", "int_list"), ColumnSpec(_ITEM_ID, "int")],
-                           max_len=params.get("max_len"), allow_extra=True)
-        rng = np.random.default_rng(int(params.get("seed") or 0))
-        num_rows = len(split[_ITEM_ID])
-        rows = np.sort(rng.choice(num_rows, size=min(num_rows, self.quantile_fit_rows), replace=False))
-        ids = torch.from_numpy(np.concatenate([split["item_seq"][rows], split[_ITEM_ID][rows, None]], 1)).long()
+    def _fit_quantile_edges(self, history: Tensor, target: Tensor, data: ModelData) -> None:
+        """Quantile edges per modality from the cosines of every valid (target, history) pair of the sample."""
         if self.mm_source == "item_feature":
-            table = self.mm_table.cpu()
+            table = self._table().cpu()
         else:
-            column = read_item_info(files.item_info, [ColumnSpec(self.mm_item_info_column, "float_list")])
-            table = l2_normalize_segments(torch.from_numpy(column[self.mm_item_info_column]), self.mm_dims)
-        valid = ids[:, :-1] > 0
-        sims = gathered_cosines(table, ids[:, -1], ids[:, :-1], valid, self.mm_dims)  # (n, K, L)
+            table = l2_normalize_segments(data.item_vectors[self.mm_item_info_column].float(), self.mm_dims)
+        valid = history > 0
+        sims = gathered_cosines(table, target, history, valid, self.mm_dims)  # (n, K, L)
         self.bucketizer.fit([sims[:, k][valid] for k in range(sims.shape[1])])
 
     def _table(self) -> Tensor:
         if self.mm_table is None:
-            raise RuntimeError("DMF(mm_source='item_feature'): the multimodal tables are not attached; call "
-                               "model.attach_data(files, params) after building the model (run_expid.py does)")
+            raise RuntimeError("DMF(mm_source='item_feature'): no multimodal tables; build the model with "
+                               "data=ModelData(item_vectors=...) (model_zoo.experiment does) or attach_mm_vectors()")
         return self.mm_table
 
     def _mm_vectors(self, item_inputs: Dict[str, Tensor]) -> Tensor:

@@ -1,15 +1,15 @@
 """FiBiNET (SENet + bilinear interaction) over the target-attention fields, pooled history included."""
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict, Literal
 
 import torch
 from fuxictr.pytorch.layers import BilinearInteractionV2, MLP_Block, SqueezeExcitation
 from torch import Tensor
 
 from model_zoo.datasets.loader import MMCTRBatch
-from model_zoo.errors import ConfigError
-from model_zoo.layers.target_attention import EXCITATION_ACTIVATIONS, TargetAttentionModel, check_choice
+from model_zoo.layers.target_attention import EXCITATION_ACTIVATIONS, TargetAttentionModel
+from model_zoo.params import Activation, DropoutRate, PositiveFloat, Units, check_choice
 from model_zoo.registry import register_model
 
 __all__ = ["FiBiNET_Bilinear", "BILINEAR_TYPES"]
@@ -60,7 +60,6 @@ class FiBiNET_Bilinear(TargetAttentionModel):
         dnn_activations: DNN activation.
         net_dropout: DNN dropout.
         batch_norm: BatchNorm in the DNN.
-        learning_rate, optimizer, loss: compile settings.
         **kwargs: TargetAttentionModel arguments (attention_type, num_heads, ...) and MMCTRModel / FuxiCTR BaseModel
             arguments (embedding_dim, regularizers, model_root, ...).
 
@@ -71,16 +70,14 @@ class FiBiNET_Bilinear(TargetAttentionModel):
         y = model(batch)["y_pred"]   # (B, 1) in [0, 1]
     """
 
-    def __init__(self, feature_map, model_id: str = "FiBiNET_Bilinear", bilinear_type: str = "field_interaction",
-                 reduction_ratio: float = 3, excitation_activation: str = "ReLU",
-                 dnn_hidden_units: Sequence[int] = (1024, 512, 256), dnn_activations: str = "ReLU",
-                 net_dropout: float = 0.0, batch_norm: bool = True, learning_rate: float = 1e-3,
-                 optimizer: str = "adam", loss: str = "binary_crossentropy", **kwargs) -> None:
+    def __init__(self, feature_map, model_id: str = "FiBiNET_Bilinear",
+                 bilinear_type: Literal["field_all", "field_each", "field_interaction"] = "field_interaction",
+                 reduction_ratio: PositiveFloat = 3, excitation_activation: Literal["ReLU", "Sigmoid"] = "ReLU",
+                 dnn_hidden_units: Units = (1024, 512, 256), dnn_activations: Activation = "ReLU",
+                 net_dropout: DropoutRate = 0.0, batch_norm: bool = True, **kwargs) -> None:
         # FuxiCTR raises a bare NotImplementedError on these; check them before building anything
         check_choice("bilinear_type", bilinear_type, BILINEAR_TYPES)
         check_choice("excitation_activation", excitation_activation, EXCITATION_ACTIVATIONS)
-        if not reduction_ratio > 0:
-            raise ConfigError(f"reduction_ratio={reduction_ratio!r}; expected a number > 0")
         super().__init__(feature_map, model_id=model_id, **kwargs)
         num_fields, field_dim = self.backbone.num_fields, self.backbone.field_dim
         self.senet = SqueezeExcitation(num_fields, reduction_ratio, excitation_activation)
@@ -90,7 +87,7 @@ class FiBiNET_Bilinear(TargetAttentionModel):
         self.dnn = MLP_Block(input_dim=2 * num_pairs * field_dim, output_dim=1, hidden_units=list(dnn_hidden_units),
                              hidden_activations=dnn_activations, output_activation=self.output_activation,
                              dropout_rates=net_dropout, batch_norm=batch_norm)
-        self.finish(optimizer, loss, learning_rate)
+        self.finish()
 
     def forward(self, inputs: MMCTRBatch) -> Dict[str, Tensor]:
         field_emb = self.backbone.stack(self.embed_fields(inputs))  # (B, F, d)

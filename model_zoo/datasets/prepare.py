@@ -1,4 +1,8 @@
-"""From resolved params to tensors: data presence checks, the synthetic world, the feature map, the loaders."""
+"""Data steps from validated params to tensors: data presence checks, the synthetic world, embedding variants, the
+feature map, item tables and loaders. ``model_zoo.experiment`` runs them in order; nothing here builds a model.
+
+Derived files (feature maps, variant tables) go to a cache directory owned by the zoo (``cache_dir``), never into the
+dataset's own folder, which may be read-only and belongs to the user."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,14 +17,19 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 
 from model_zoo.datasets.loader import ItemInfoTable, MMCTRDataLoader
-from model_zoo.datasets.microlens import ColumnSpec, read_item_info, read_split
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from model_zoo.datasets.microlens import ColumnSpec, read_item_info, read_optional_item_table, read_split
 from model_zoo.errors import ConfigError, DataError
+from model_zoo.schema import SEQ_COLUMN, TARGET_COLUMN
 
 __all__ = ["DatasetFiles", "expand_feature_cols", "locate_data", "apply_embedding_variant", "split_columns", "item_columns",
-           "build_feature_map", "load_item_table", "make_loader", "oracle_metrics"]
+           "build_feature_map", "load_item_table", "make_loader", "oracle_metrics", "train_item_mask",
+           "load_item_feature_vectors", "sample_train_rows"]
 
-TARGET_COLUMN = "item_id"
-SEQ_COLUMN = "item_seq"
+CHALLENGE_DATASET_ID = "MicroLens_1M_x1"
 
 
 @dataclass(frozen=True)
@@ -96,9 +105,9 @@ def item_columns(params: Mapping[str, Any]) -> List[ColumnSpec]:
 
 
 def locate_data(params: Mapping[str, Any], *, progress: bool = True) -> DatasetFiles:
-    """Paths of the dataset's files; generates a synthetic world when the dataset declares one.
+    """Paths of the dataset's files; generates (or verifies) a synthetic world when the dataset declares one.
 
-    Missing real files raise DataError saying which files to place where, and how to use the synthetic world.
+    Missing files raise DataError naming each one; for the challenge dataset it also says where to place them.
     """
     data_dir = Path(params["data_root"]) / params["dataset_id"]
     manifest = None
@@ -111,20 +120,24 @@ def locate_data(params: Mapping[str, Any], *, progress: bool = True) -> DatasetF
     files = DatasetFiles(data_dir=data_dir, train=Path(params["train_data"]), valid=Path(params["valid_data"]),
                          test=Path(params["test_data"]) if params.get("test_data") else None,
                          item_info=Path(params["item_info"]), synthetic_manifest=manifest)
-    required = [files.train, files.valid, files.item_info] + ([files.test] if files.test else [])
-    missing = [p for p in required if not p.is_file()]
+    required = {"train_data": files.train, "valid_data": files.valid, "item_info": files.item_info}
+    if files.test:
+        required["test_data"] = files.test
+    missing = {k: p for k, p in required.items() if not p.is_file()}
     if missing:
-        raise DataError(
-            f"dataset '{params['dataset_id']}' is missing {len(missing)} file(s): "
-            + ", ".join(str(p) for p in missing)
-            + f". Place the MicroLens_1M_x1 challenge files (train.parquet, valid.parquet, test.parquet, "
-              f"item_info.parquet; optionally item_feature.parquet, item_emb.parquet) in {data_dir}/ "
-              f"(see data/README.md), or run on the synthetic world instead, e.g. "
-              f"'python run_expid.py --expid {params['model']}_MicroLens_synth'.")
+        listed = ", ".join(f"{k}: {p}" for k, p in missing.items())
+        message = f"dataset '{params['dataset_id']}' is missing {len(missing)} file(s): {listed}"
+        if params["dataset_id"] == CHALLENGE_DATASET_ID:
+            message += (f". Place the MicroLens_1M_x1 challenge files (train.parquet, valid.parquet, test.parquet, "
+                        f"item_info.parquet; optionally item_feature.parquet) in {data_dir}/ (see data/README.md), "
+                        f"or run on a synthetic world, e.g. '--expid {params['model']}_MicroLens_synth'")
+        else:
+            message += ". Fix the paths in the dataset block (relative paths are relative to its YAML file)"
+        raise DataError(message)
     return files
 
 
-def apply_embedding_variant(params: Dict[str, Any], files: DatasetFiles, *,
+def apply_embedding_variant(params: Dict[str, Any], files: DatasetFiles, cache_dir: Path, *,
                             progress: bool = True) -> Tuple[Dict[str, Any], DatasetFiles]:
     """Point the run at the item_info file of ``params["embedding_variant"]`` (V1, V2, ... built on demand).
 
@@ -137,9 +150,13 @@ def apply_embedding_variant(params: Dict[str, Any], files: DatasetFiles, *,
         return params, files
     from model_zoo.embeddings.variants import ensure_variant  # heavy imports only when needed
 
-    info = ensure_variant(variant, files.data_dir, item_info=files.item_info,
-                          item_feature=Path(params["item_feature"]) if params.get("item_feature") else None,
-                          seed=int(params.get("seed", 0)), progress=progress)
+    item_feature = Path(params["item_feature"]) if params.get("item_feature") else None
+    if item_feature is None or not item_feature.is_file():
+        raise DataError(f"embedding_variant={variant!r} needs the raw text/image vectors of item_feature.parquet; "
+                        f"dataset '{params['dataset_id']}' has "
+                        + (f"no file at item_feature: {item_feature}" if item_feature else "no 'item_feature' key"))
+    info = ensure_variant(variant, cache_dir / "variants", item_info=files.item_info, item_feature=item_feature,
+                          seed=int(params["seed"]), progress=progress)
     cols = [c for c in expand_feature_cols(params["feature_cols"]) if c["name"] not in info.drop_features]
     cols += [dict(c) for c in info.extra_feature_cols]
     params = dict(params, feature_cols=cols, item_info=str(info.item_info))
@@ -154,18 +171,18 @@ def _feature_map_key(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def build_feature_map(params: Mapping[str, Any], data_dir: Path):
+def build_feature_map(params: Mapping[str, Any], cache_dir: Path):
     """FuxiCTR ``FeatureMap`` of the dataset (``rebuild_dataset: False``: identity vocabs from each ``vocab_size``).
 
     Written by FuxiCTR's own ``FeatureProcessor.fit`` into a temp dir, then renamed to
-    ``data_dir/feature_maps/<hash of feature_cols and label_col>/``, so a changed feature set gets its own map and
+    ``cache_dir/feature_maps/<hash of feature_cols and label_col>/``, so a changed feature set gets its own map and
     parallel runs never see a half-written one. No Ray is started.
     """
     from fuxictr.features import FeatureMap
     from fuxictr.preprocess.feature_processor import FeatureProcessor
 
     dataset_id = params["dataset_id"]
-    map_dir = data_dir / "feature_maps" / _feature_map_key(params)  # one per feature set: variants never race
+    map_dir = cache_dir / "feature_maps" / _feature_map_key(params)  # one per feature set: variants never race
     json_file = map_dir / "feature_map.json"
     if not json_file.is_file():
         map_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -199,8 +216,54 @@ def make_loader(path: Path, params: Mapping[str, Any], item_table: ItemInfoTable
     split = read_split(path, split_columns(params, with_label=with_label), seq_column=SEQ_COLUMN,
                        max_len=params.get("max_len"), allow_extra=not with_label)
     batch_size = params["batch_size"] if train else params.get("eval_batch_size") or params["batch_size"]
-    return MMCTRDataLoader(split, item_table, batch_size=batch_size, shuffle=train and params.get("shuffle", True),
-                           seed=params.get("seed", 0), target_column=TARGET_COLUMN, seq_column=SEQ_COLUMN)
+    return MMCTRDataLoader(split, item_table, batch_size=batch_size, shuffle=train and params["shuffle"],
+                           seed=params["seed"], target_column=TARGET_COLUMN, seq_column=SEQ_COLUMN)
+
+
+def train_item_mask(path: Path, num_items: int) -> np.ndarray:
+    """(num_items,) bool: True for every item id that occurs in the train split, as a target or anywhere in a
+    history (the whole stored history, whatever ``max_len``). The complement (id > 0) are the *cold* items."""
+    seen = np.zeros(num_items, dtype=bool)
+    pf = pq.ParquetFile(path)
+    for batch in pf.iter_batches(columns=[TARGET_COLUMN, SEQ_COLUMN], batch_size=65_536):
+        seen[batch.column(0).to_numpy()] = True
+        flat = pc.list_flatten(batch.column(1)).to_numpy()
+        seen[flat] = True
+    seen[0] = False  # padding
+    return seen
+
+
+def load_item_feature_vectors(params: Mapping[str, Any], columns: Tuple[str, ...],
+                              num_items: int) -> Dict[str, "np.ndarray"]:
+    """Dense (num_items, dim) float32 tables by item id of item_feature.parquet ``columns`` (row 0 and items without
+    a row stay zero)."""
+    path = Path(params["item_feature"]) if params.get("item_feature") else None
+    if path is None or not path.is_file():
+        raise DataError(f"the model needs item_feature.parquet columns {list(columns)}; dataset "
+                        f"'{params['dataset_id']}' has " + (f"no file at item_feature: {path}" if path else
+                                                            "no 'item_feature' key") +
+                        " (or set 'mm_source: item_info' for DMF)")
+    arrays = read_optional_item_table(path, [ColumnSpec(c, "float_list") for c in columns], has_padding_row=False)
+    ids = arrays[TARGET_COLUMN]
+    if len(ids) and int(ids[-1]) >= num_items:
+        raise DataError(f"item_id {int(ids[-1])} is outside the item_id vocab_size {num_items}", path=str(path),
+                        column=TARGET_COLUMN, row=int(np.argmax(ids >= num_items)))
+    out = {}
+    for column in columns:
+        table = np.zeros((num_items, arrays[column].shape[1]), dtype=np.float32)
+        table[ids] = arrays[column]
+        out[column] = table
+    return out
+
+
+def sample_train_rows(params: Mapping[str, Any], files: DatasetFiles, rows: int) -> Tuple[np.ndarray, np.ndarray]:
+    """A seeded sample (``params["seed"]``) of ``rows`` train rows: history ids (n, L) and target ids (n,)."""
+    split = read_split(files.train, [ColumnSpec(SEQ_COLUMN, "int_list"), ColumnSpec(TARGET_COLUMN, "int")],
+                       max_len=params["max_len"], allow_extra=True)
+    rng = np.random.default_rng(int(params["seed"]))
+    total = len(split[TARGET_COLUMN])
+    picked = np.sort(rng.choice(total, size=min(total, rows), replace=False))
+    return split[SEQ_COLUMN][picked].astype(np.int64), split[TARGET_COLUMN][picked]
 
 
 def oracle_metrics(files: DatasetFiles) -> Dict[str, float]:

@@ -2,22 +2,81 @@
 
 The challenge baseline (``reczoo/WWW2025_MMCTR_Challenge:src/DIN.py``) overrides ``get_inputs``, ``get_labels``,
 ``get_group_id`` and ``train_step`` of FuxiCTR's BaseModel because its loader yields ``(batch_dict, item_dict, mask)``
-instead of one dict. Those overrides live here once, together with the item-side embedding that turns ``item_dict``
-into target and history vectors.
+instead of one dict. Those overrides live here once, with the item-side embedding that turns ``item_dict`` into
+target and history vectors, the config schema every model inherits (:meth:`MMCTRModel.config_schema`), the declaration
+of extra data a model needs (:meth:`MMCTRModel.data_requirements`), atomic checkpoints and optional mixed precision.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+import contextlib
+import inspect
+import logging
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
 
+import numpy as np
+import torch
+from fuxictr.metrics import evaluate_metrics
 from fuxictr.pytorch.layers import FeatureEmbedding
 from fuxictr.pytorch.models import BaseModel
 from fuxictr.utils import not_in_whitelist
-import torch
 from torch import Tensor, nn
 
 from model_zoo.datasets.loader import MMCTRBatch
+from model_zoo.fileio import atomic_write
+from model_zoo.params import Loss, Optimizer, PositiveFloat, PositiveInt, Regularizer, annotations_of
 
-__all__ = ["MMCTRModel"]
+__all__ = ["MMCTRModel", "DataRequirements", "ModelData", "Predictions", "TRAINING_KEYS"]
+
+# BaseModel keys owned by the runner (declared in model_zoo.config.RUNNER_SCHEMA) that the model object receives.
+TRAINING_KEYS = ("task", "monitor", "monitor_mode", "save_best_only", "early_stop_patience", "eval_steps",
+                 "reduce_lr_on_plateau", "verbose", "model_root", "metrics", "amp")
+# Constructor parameters that are not config keys.
+_NOT_CONFIG = frozenset({"self", "feature_map", "model_id", "gpu", "data"})
+
+
+@dataclass(frozen=True)
+class DataRequirements:
+    """What a model needs beyond the batches, declared by :meth:`MMCTRModel.data_requirements` and loaded by the
+    experiment (``model_zoo.experiment``) before the model is built.
+
+    Attributes:
+        item_feature_columns: item_feature.parquet vector columns, delivered as dense (I + 1, dim) float tables by
+            item id (row 0 and items without a row are zero).
+        item_info_columns: item_info columns delivered the same way (the table the loader joins).
+        train_sample_rows: a seeded sample of this many train rows (history ids and target ids), e.g. to fit
+            data-dependent bucket edges; 0 = none.
+    """
+
+    item_feature_columns: Tuple[str, ...] = ()
+    item_info_columns: Tuple[str, ...] = ()
+    train_sample_rows: int = 0
+
+
+@dataclass
+class ModelData:
+    """The data of a :class:`DataRequirements`: ``item_vectors[column]`` (I + 1, dim); ``train_history`` (n, L) and
+    ``train_target`` (n,) item ids of the sampled train rows."""
+
+    item_vectors: Dict[str, Tensor] = field(default_factory=dict)
+    train_history: Optional[Tensor] = None
+    train_target: Optional[Tensor] = None
+
+
+@dataclass
+class Predictions:
+    """Per-row outputs of a split: labels, predicted probabilities, target item ids and group ids (user ids)."""
+
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    target: np.ndarray
+    group: Optional[np.ndarray]
+
+
+def _takes_module(annotation: Any) -> bool:
+    args = typing.get_args(annotation) or (annotation,)
+    return any(isinstance(a, type) and issubclass(a, nn.Module) for a in args)
 
 
 class MMCTRModel(BaseModel):
@@ -25,26 +84,39 @@ class MMCTRModel(BaseModel):
 
     Shapes: B batch, L history length, D = ``item_info_dim`` (sum of the item features' embedding sizes).
 
-    Subclasses call ``super().__init__`` first, build their layers, then call ``self.finish(...)``.
+    Subclasses call ``super().__init__`` first, build their layers, then call ``self.finish()``. A subclass's
+    constructor signature is its config schema (``model_zoo.params`` annotations); these keys are common to all:
 
     Args:
         feature_map: FuxiCTR ``FeatureMap``; features with ``source: item`` form the item vector.
         embedding_dim: default embedding size of a field.
         accumulation_steps: gradient accumulation (the challenge's ``train_step``); 1 = none.
-        skip_padding_items: embed only real items and fill padding rows with their zero embedding (see embed_items).
-        embedding_regularizer, net_regularizer, model_id, gpu: as in FuxiCTR's BaseModel.
+        embedding_regularizer: L2 (or "l1(x)", "l2(x)", "l1_l2(x, y)") on FuxiCTR embedding tables.
+        net_regularizer: the same on every other weight.
+        learning_rate, optimizer, loss: FuxiCTR ``compile`` settings (allow-listed names, never evaluated).
+        data: the extra data of :meth:`data_requirements` (loaded by ``model_zoo.experiment``).
+        **kwargs: FuxiCTR BaseModel keys owned by the runner (``TRAINING_KEYS``): task, monitor, metrics, ...
     """
 
-    def __init__(self, feature_map, model_id: str = "MMCTRModel", gpu: int = -1, embedding_dim: int = 64,
-                 accumulation_steps: int = 1, skip_padding_items: bool = True, embedding_regularizer=None,
-                 net_regularizer=None, **kwargs) -> None:
-        super().__init__(feature_map, model_id=model_id, gpu=gpu, embedding_regularizer=embedding_regularizer,
-                         net_regularizer=net_regularizer, **kwargs)
-        if accumulation_steps < 1:
-            raise ValueError(f"accumulation_steps={accumulation_steps}; expected an integer >= 1")
+    # Implementation switch (not a config key): embed only real history items (tested equal to embedding all rows).
+    skip_padding_items: bool = True
+    # Keys of *other* classes a subclass exposes (name -> owning class); see TargetAttentionModel.
+    exposed_keys: ClassVar[Dict[str, type]] = {}
+
+    def __init__(self, feature_map, model_id: str = "MMCTRModel", gpu: int = -1, embedding_dim: PositiveInt = 64,
+                 accumulation_steps: PositiveInt = 1, embedding_regularizer: Regularizer = 0.0,
+                 net_regularizer: Regularizer = 0.0, learning_rate: PositiveFloat = 1e-3,
+                 optimizer: Optimizer = "adam", loss: Loss = "binary_crossentropy", data: Optional[ModelData] = None,
+                 **kwargs) -> None:
+        amp = kwargs.pop("amp", "off") or "off"
+        # 0 means off: FuxiCTR would otherwise add 0 * ||W||^2 for every weight at every step
+        super().__init__(feature_map, model_id=model_id, gpu=gpu, embedding_regularizer=embedding_regularizer or None,
+                         net_regularizer=net_regularizer or None, **kwargs)
         self.accumulation_steps = int(accumulation_steps)
-        self.skip_padding_items = skip_padding_items
         self.embedding_dim = embedding_dim
+        self._compile_args = (optimizer, loss, learning_rate)
+        self.amp = amp
+        self._grad_scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
         self.item_features: List[str] = [f for f, spec in feature_map.features.items()
                                          if spec.get("source") == "item" and spec["type"] != "meta"]
         self.row_features: List[str] = [f for f, spec in feature_map.features.items()
@@ -55,13 +127,44 @@ class MMCTRModel(BaseModel):
         self.row_emb_dim = sum(self._emb_dim(f) for f in self.row_features)
         self.embedding_layer = FeatureEmbedding(feature_map, embedding_dim)
 
+    # ---- config schema --------------------------------------------------------------------------------------------
+    @classmethod
+    def config_schema(cls) -> Dict[str, Any]:
+        """Config keys this model reads -> their annotation: the concrete class's own constructor parameters, the
+        common ones of :class:`MMCTRModel` and the ``exposed_keys`` of intermediate classes (nothing else)."""
+        schema: Dict[str, Any] = {}
+        for owner in (MMCTRModel, cls):
+            hints = annotations_of(owner.__init__)
+            for name, prm in inspect.signature(owner.__init__).parameters.items():
+                if name in _NOT_CONFIG or prm.kind in (prm.VAR_KEYWORD, prm.VAR_POSITIONAL):
+                    continue
+                if name not in hints:
+                    raise TypeError(f"{owner.__name__}.__init__: parameter '{name}' has no annotation; every config "
+                                    f"key needs a type (see model_zoo.params)")
+                if _takes_module(hints[name]):  # an injected block (torchrec style), not a config value
+                    continue
+                schema[name] = hints[name]
+        for name, owner in cls.exposed_keys.items():
+            schema[name] = annotations_of(owner.__init__)[name]
+        return schema
+
+    @classmethod
+    def config_conflicts(cls, params: Mapping[str, Any]) -> List[Tuple[str, str]]:
+        """(key, message) for keys that are valid alone but ignored or contradictory in this combination."""
+        return []
+
+    @classmethod
+    def data_requirements(cls, params: Mapping[str, Any]) -> DataRequirements:
+        """The extra data this model needs for ``params`` (none by default)."""
+        return DataRequirements()
+
     def _emb_dim(self, feature: str) -> int:
         spec = self.feature_map.features[feature]
         return spec.get("emb_output_dim", spec.get("embedding_dim", self.embedding_dim))
 
-    def finish(self, optimizer: str = "adam", loss: str = "binary_crossentropy", learning_rate: float = 1e-3) -> None:
+    def finish(self) -> None:
         """FuxiCTR's constructor epilogue: compile, initialise, move to device."""
-        self.compile(optimizer, loss, learning_rate)
+        self.compile(*self._compile_args)
         self.reset_parameters()
         self.model_to_device()
 
@@ -85,16 +188,70 @@ class MMCTRModel(BaseModel):
     def get_group_id(self, inputs: MMCTRBatch) -> Tensor:
         return inputs.batch_dict[self.feature_map.group_id]
 
+    # ---- precision ------------------------------------------------------------------------------------------------
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast context of the ``amp`` setting (bf16 on CPU or CUDA, fp16 on CUDA); a no-op when off."""
+        if self.amp == "off":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _predict(self, batch: MMCTRBatch) -> Dict[str, Tensor]:
+        """``forward`` under autocast, with ``y_pred`` back in float32 (BCE is unsafe under autocast)."""
+        with self.autocast():
+            out = self.forward(batch)
+        out["y_pred"] = out["y_pred"].float()
+        return out
+
     def train_step(self, batch_data: MMCTRBatch) -> Tensor:
         """One step with the challenge's gradient accumulation over ``accumulation_steps`` batches."""
-        return_dict = self.forward(batch_data)
+        return_dict = self._predict(batch_data)
         loss = self.compute_loss(return_dict, self.get_labels(batch_data)) / self.accumulation_steps
-        loss.backward()
+        scaler = self._grad_scaler
+        (scaler.scale(loss) if scaler else loss).backward()
         if (self._batch_index + 1) % self.accumulation_steps == 0 or self._batch_index + 1 == self._steps_per_epoch:
+            if scaler:
+                scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.parameters(), self._max_gradient_norm)
-            self.optimizer.step()
+            if scaler:
+                scaler.step(self.optimizer)
+                scaler.update()
+            else:
+                self.optimizer.step()
             self.optimizer.zero_grad()
         return loss * self.accumulation_steps
+
+    # ---- evaluation -----------------------------------------------------------------------------------------------
+    def predict_split(self, data_generator) -> Predictions:
+        """Labels, predictions, target ids and group ids of every row of ``data_generator``, in row order."""
+        self.eval()
+        y_true, y_pred, target, group = [], [], [], []
+        with torch.no_grad():
+            for batch in data_generator:
+                y_pred.append(self._predict(batch)["y_pred"].cpu().numpy().reshape(-1))
+                y_true.append(self.get_labels(batch).cpu().numpy().reshape(-1))
+                rows = batch.mask.shape[0]
+                target.append(batch.item_dict["item_id"].view(rows, -1)[:, -1].numpy())
+                if self.feature_map.group_id is not None and self.feature_map.group_id in batch.batch_dict:
+                    group.append(self.get_group_id(batch).numpy().reshape(-1))
+        cat = (lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype))
+        return Predictions(cat(y_true, np.float64), cat(y_pred, np.float64), cat(target, np.int64),
+                           cat(group, np.int64) if group else None)
+
+    def evaluate(self, data_generator, metrics=None) -> Dict[str, float]:
+        """FuxiCTR's ``evaluate`` (used by ``fit`` for early stopping) on :meth:`predict_split`."""
+        pred = self.predict_split(data_generator)
+        logs = evaluate_metrics(pred.y_true, pred.y_pred, metrics or self.validation_metrics, pred.group)
+        logging.info("[Metrics] " + " - ".join(f"{k}: {v:.6f}" for k, v in logs.items()))
+        return logs
+
+    def predict(self, data_generator) -> np.ndarray:
+        return self.predict_split(data_generator).y_pred
+
+    # ---- checkpoints ----------------------------------------------------------------------------------------------
+    def save_weights(self, checkpoint: str) -> None:
+        """``torch.save`` through a temp file and a rename: a crash or a full disk never leaves half a checkpoint."""
+        atomic_write(checkpoint, lambda tmp: torch.save(self.state_dict(), tmp))
 
     # ---- shared embeddings --------------------------------------------------------------------------------------
     def embed_rows(self, row_inputs: Dict[str, Tensor]) -> Tensor:

@@ -176,8 +176,8 @@ class SimilarityBucketizer(nn.Module):
     def forward(self, similarities: Tensor, offset_by_modality: bool = False) -> Tensor:
         """(..., K, L) cosines -> (..., K, L) long bucket ids in [0, n_b) (or [0, K * n_b) with offsets)."""
         if not self.fitted:
-            raise RuntimeError("SimilarityBucketizer(mode='quantile'): the edges were never fitted; call "
-                               "model.attach_data(files, params) (run_expid.py does) or load a checkpoint")
+            raise RuntimeError("SimilarityBucketizer(mode='quantile'): the edges were never fitted; build "
+                               "the model with a train sample (model_zoo.experiment does) or load a checkpoint")
         ids = torch.stack([torch.bucketize(similarities.select(-2, j).contiguous(), self.edges[j], right=True)
                            for j in range(self.num_modalities)], dim=-2)
         return ids + self.offsets if offset_by_modality else ids

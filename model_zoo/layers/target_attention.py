@@ -17,7 +17,8 @@ item_tags -> 1 field, a 2d multimodal projection -> 2 fields). The stacked view 
 """
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence
+import inspect
+from typing import Any, ClassVar, Dict, List, Literal, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from fuxictr.pytorch.layers import DIN_Attention, MultiHeadTargetAttention
@@ -27,18 +28,19 @@ from torch.nn import functional as F
 from model_zoo.datasets.loader import MMCTRBatch
 from model_zoo.errors import ConfigError
 from model_zoo.layers.mmctr_base import MMCTRModel
+from model_zoo.params import Activation, DropoutRate, PositiveInt, Units, check_choice
 
-__all__ = ["ATTENTION_TYPES", "EXCITATION_ACTIVATIONS", "check_choice", "TargetAttention", "TargetAttentionFields",
+__all__ = ["ATTENTION_TYPES", "ATTENTION_KEYS", "SHARED_ATTENTION_KEYS", "EXCITATION_ACTIVATIONS", "TargetAttention", "TargetAttentionFields",
            "TargetAttentionBackbone", "TargetAttentionModel"]
 
 ATTENTION_TYPES = ("din", "multihead")
+# Config keys of each attention type (TargetAttentionModel's parameters), and those every type reads.
+ATTENTION_KEYS: Mapping[str, Tuple[str, ...]] = {
+    "din": ("attention_hidden_units", "attention_hidden_activations", "attention_output_activation", "din_use_softmax"),
+    "multihead": ("num_heads", "attention_dim", "attention_use_scale", "attention_use_qkvo"),
+}
+SHARED_ATTENTION_KEYS: Tuple[str, ...] = ("attention_dropout",)
 EXCITATION_ACTIVATIONS = ("ReLU", "Sigmoid")  # what FuxiCTR's SqueezeExcitation accepts (SENet heads check first)
-
-
-def check_choice(key: str, value: object, allowed: Sequence[str]) -> None:
-    """Raise ConfigError (a ValueError) naming ``key``, ``value`` and the ``allowed`` set unless value is allowed."""
-    if value not in allowed:
-        raise ConfigError(f"{key}={value!r}; " f"expected one of {tuple(allowed)}")
 
 
 class TargetAttention(nn.Module):
@@ -204,6 +206,9 @@ class TargetAttentionBackbone(nn.Module):
 class TargetAttentionModel(MMCTRModel):
     """``MMCTRModel`` with a ``TargetAttentionBackbone``; subclasses add a head on ``embed_fields(batch)``.
 
+    A subclass narrows ``attention_types`` to the attention it supports; it then exposes exactly the config keys of
+    those types (``ATTENTION_KEYS``) plus ``attention_dropout``, and ``attention_type`` only when it can choose.
+
     Args:
         attention_type: ``"din"`` or ``"multihead"``.
         num_heads, attention_dim, attention_use_scale, attention_use_qkvo: multi-head settings (see TargetAttention).
@@ -213,11 +218,27 @@ class TargetAttentionModel(MMCTRModel):
         **kwargs: MMCTRModel / FuxiCTR BaseModel arguments (embedding_dim = field size d, regularizers, ...).
     """
 
-    def __init__(self, feature_map, model_id: str = "TargetAttentionModel", attention_type: str = "multihead",
-                 num_heads: int = 1, attention_dim: Optional[int] = None, attention_use_scale: bool = True,
-                 attention_use_qkvo: bool = True, attention_hidden_units: Sequence[int] = (512, 256),
-                 attention_hidden_activations: str = "ReLU", attention_output_activation: Optional[str] = None,
-                 din_use_softmax: bool = False, attention_dropout: float = 0.0, **kwargs) -> None:
+    attention_types: ClassVar[Tuple[str, ...]] = ATTENTION_TYPES
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for kind in cls.attention_types:
+            check_choice("attention_types", kind, ATTENTION_TYPES)
+        keys = list(SHARED_ATTENTION_KEYS) + [k for t in cls.attention_types for k in ATTENTION_KEYS[t]]
+        if len(cls.attention_types) > 1:
+            keys.append("attention_type")
+        cls.exposed_keys = {key: TargetAttentionModel for key in keys}
+
+    def __init__(self, feature_map, model_id: str = "TargetAttentionModel",
+                 attention_type: Literal["din", "multihead"] = "multihead", num_heads: PositiveInt = 1,
+                 attention_dim: Optional[PositiveInt] = None, attention_use_scale: bool = True,
+                 attention_use_qkvo: bool = True, attention_hidden_units: Units = (512, 256),
+                 attention_hidden_activations: Activation = "ReLU",
+                 attention_output_activation: Optional[Activation] = None, din_use_softmax: bool = False,
+                 attention_dropout: DropoutRate = 0.0, **kwargs) -> None:
+        if attention_type not in self.attention_types:
+            raise ConfigError(f"attention_type={attention_type!r}; {type(self).__name__} supports "
+                              f"{self.attention_types}")
         super().__init__(feature_map, model_id=model_id, **kwargs)
         item_dims: Dict[str, int] = {f: self._emb_dim(f) for f in self.item_features}
         context_dims: Dict[str, int] = {f: self._emb_dim(f) for f in self.row_features}
@@ -227,6 +248,19 @@ class TargetAttentionModel(MMCTRModel):
             attention_hidden_units=attention_hidden_units, attention_hidden_activations=attention_hidden_activations,
             attention_output_activation=attention_output_activation, din_use_softmax=din_use_softmax,
             attention_dropout=attention_dropout)
+
+    @classmethod
+    def config_conflicts(cls, params: Mapping[str, Any]) -> List[Tuple[str, str]]:
+        """Keys of the attention type not in use are rejected (they would be silently ignored)."""
+        chosen = params.get("attention_type", cls.attention_types[0] if len(cls.attention_types) == 1 else
+                            inspect.signature(TargetAttentionModel.__init__).parameters["attention_type"].default)
+        out = []
+        for kind, keys in ATTENTION_KEYS.items():
+            if kind == chosen:
+                continue
+            out += [(key, f"key '{key}' applies to attention_type '{kind}' only; this expid uses '{chosen}'")
+                    for key in keys if key in params and key in cls.exposed_keys]
+        return out + super().config_conflicts(params)
 
     def embed_fields(self, inputs: MMCTRBatch) -> TargetAttentionFields:
         row_inputs, item_inputs, mask = self.get_inputs(inputs)

@@ -7,11 +7,12 @@ of the evaluation (same predictions, same order: a different value means rows we
 
 Two ways to make one:
 
-    python run_expid.py --expid DMF_MicroLens_synth --submission results/submission     # after training
-    python -m model_zoo.submission --expid DMF_MicroLens_synth [--config DIR] [--out DIR] # from the saved checkpoint
+    mmctr-run --expid DMF_MicroLens_synth --submission submission/                  # after training
+    mmctr-submit --expid DMF_MicroLens_synth [--config DIR] [--out DIR]             # from the latest finished run
+    mmctr-submit --run-dir checkpoints/MicroLens_synth_small/DMF_MicroLens_synth/<run id>
 
-The second rebuilds the model from ``<model_root>/<dataset_id>/<expid>.params.yaml`` (the resolved params the runner
-saved) and loads ``<expid>.model``; nothing is retrained.
+The second rebuilds the experiment from the run's ``params.yaml`` (the validated params the runner saved) and loads
+its ``model.pt``; nothing is retrained.
 """
 from __future__ import annotations
 
@@ -34,8 +35,6 @@ __all__ = ["PREDICTION_FILE", "AUC_TOLERANCE", "write_prediction", "score_predic
 
 PREDICTION_FILE = "prediction.csv"
 AUC_TOLERANCE = 1e-9
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "results" / "submission"
-
 
 
 
@@ -133,85 +132,82 @@ def make_submission(model: Any, test_gen: Any, files: Any, out_dir: str | os.Pat
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# From a saved checkpoint
+# From a saved run
 # ---------------------------------------------------------------------------------------------------------------
-def _saved_params_file(expid: str, config_dir: Optional[str]) -> Path:
+def load_trained(run_dir: str | os.PathLike, gpu: int = -1, output_dir: Optional[str | os.PathLike] = None):
+    """Rebuild the experiment of a finished run from its ``params.yaml`` and load its ``model.pt``.
+
+    Returns the :class:`~model_zoo.experiment.Experiment` (its model holds the trained weights).
+    """
+    import model_zoo  # noqa: F401  (registers the models)
+    from model_zoo.apps.run_record import RunRecord
+    from model_zoo.device import resolve_device
+    from model_zoo.experiment import build_experiment
+
+    record = RunRecord(Path(run_dir))
+    params = record.read_params()
+    state = record.status().get("state")
+    if state != "finished":
+        raise ConfigError(f"run {record.dir} is {state!r}, not finished; pick a finished run")
+    if not record.checkpoint.is_file():
+        raise DataError(f"run {record.dir}: checkpoint {record.checkpoint.name} not found")
+    resolve_device(gpu, params.get("amp") or "off")
+    params["gpu"] = gpu
+    work = Path(output_dir).resolve() if output_dir else Path.cwd()
+    exp = build_experiment(params, cache_dir=work / "cache", progress=params.get("verbose", 0) > 0)
+    exp.model.load_weights(str(record.checkpoint))
+    return exp
+
+
+def _run_dir_of(expid: str, config_dir: Optional[str], output_dir: Optional[str]) -> Path:
+    from model_zoo.apps.run_record import latest_finished_run
     from model_zoo.config import load_params
 
-    params = load_params(expid, config_dir)
-    path = Path(params["model_root"]) / params["dataset_id"] / f"{expid}.params.yaml"
-    if not path.is_file():
-        hint = f" --config {config_dir}" if config_dir else ""
-        raise DataError(f"no trained run of '{expid}': {path} does not exist; train it first with "
-                        f"'python run_expid.py{hint} --expid {expid}'")
-    return path
+    params = load_params(expid, config_dir, work_dir=output_dir)
+    return latest_finished_run(params["model_root"], params["dataset_id"], expid).dir
 
 
-def load_trained(expid: Optional[str] = None, config_dir: Optional[str] = None,
-                 params_file: Optional[str | os.PathLike] = None, gpu: int = -1):
-    """Rebuild a trained model from its saved params and checkpoint; returns ``(model, params, files, test_gen)``."""
-    import yaml
-    from fuxictr.pytorch.torch_utils import seed_everything
+def _recorded_test_auc(results: Path, run_dir: Path) -> Optional[float]:
+    from model_zoo.apps.results import read_results
 
-    import model_zoo  # noqa: F401  (registers the models)
-    from model_zoo.datasets import prepare
-    from model_zoo.registry import get_model
-
-    path = Path(params_file) if params_file else _saved_params_file(expid, config_dir)
-    params: Dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if expid and params.get("model_id") != expid:
-        raise ConfigError(f"{path}: model_id '{params.get('model_id')}' is not the requested expid '{expid}'")
-    params["gpu"] = gpu
-    files = prepare.locate_data(params, progress=params.get("verbose", 1) > 0)
-    if files.test is None:
-        raise ConfigError(f"dataset '{params['dataset_id']}' has no test_data: nothing to submit")
-    feature_map = prepare.build_feature_map(params, files.data_dir)
-    item_table = prepare.load_item_table(params, files)
-    test_gen = prepare.make_loader(files.test, params, item_table, train=False,
-                                   with_label=params.get("test_has_labels", True))
-    seed_everything(seed=params.get("seed", 2025))
-    model = get_model(params["model"])(feature_map, **params)
-    if hasattr(model, "attach_data"):
-        model.attach_data(files, params)
-    if not Path(model.checkpoint).is_file():
-        raise DataError(f"checkpoint {model.checkpoint} not found (params from {path})")
-    model.load_weights(model.checkpoint)
-    return model, params, files, test_gen
-
-
-def _recorded_test_auc(results: Path, expid: str) -> Optional[float]:
-    from model_zoo.tuner import read_result_rows
-
-    rows = [r for r in read_result_rows(results) if r.get("expid") == expid and r.get("test_AUC")]
+    rows = [r for r in read_results(results).rows if r.get("run_dir") == str(run_dir) and r.get("test_AUC")]
     return float(rows[-1]["test_AUC"]) if rows else None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Write prediction.csv (ID,Task2) + <expid>.zip from a trained "
-                                                 "checkpoint, without retraining")
-    parser.add_argument("--expid", required=True, help="a trained expid (its .params.yaml and .model must exist)")
-    parser.add_argument("--config", default=None, help="the --config dir it was trained with (e.g. a tuner dir)")
-    parser.add_argument("--params", default=None, help="the saved <expid>.params.yaml (default: found via config)")
-    parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
-    parser.add_argument("--gpu", type=int, default=-1, help="GPU index; -1 = CPU")
-    parser.add_argument("--results", default=str(Path(DEFAULT_OUT).parent / "results.csv"),
-                        help="results CSV holding the run's test AUC, for the cross-check (synthetic only)")
+    parser = argparse.ArgumentParser(prog="mmctr-submit", description="Write prediction.csv (ID,Task2) + <expid>.zip "
+                                                                      "from a trained run, without retraining")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--expid", help="use the latest finished run of this expid")
+    which.add_argument("--run-dir", help="a finished run directory (with params.yaml and model.pt)")
+    parser.add_argument("--config", default=None, help="the --config dir the expid was trained with")
+    parser.add_argument("--output-dir", default=None, help="the --output-dir it was trained with (default: cwd)")
+    parser.add_argument("--out", default=None, help="output folder (default <output-dir>/submission)")
+    parser.add_argument("--gpu", type=int, default=-1, help="CUDA device index; -1 = CPU")
+    parser.add_argument("--results", default=None, help="results CSV holding the run's test AUC, for the cross-check "
+                                                        "(synthetic only; default <output-dir>/results/results.csv)")
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    work = Path(args.output_dir).resolve() if args.output_dir else Path.cwd()
     try:
-        model, params, files, test_gen = load_trained(args.expid, args.config, args.params, args.gpu)
-        info = make_submission(model, test_gen, files, args.out, args.expid)
+        run_dir = Path(args.run_dir) if args.run_dir else _run_dir_of(args.expid, args.config, str(work))
+        exp = load_trained(run_dir, args.gpu, work)
+        if not exp.has_split("test"):
+            raise ConfigError(f"dataset '{exp.params['dataset_id']}' has no test_data: nothing to submit")
+        expid = exp.params["model_id"]
+        info = make_submission(exp.model, exp.loader("test"), exp.files, Path(args.out or work / "submission"), expid)
     except ZooError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    line = f"[{args.expid}] {info['zip']} ({info['rows']} rows, {info['prediction']})"
+    line = f"[{expid}] {info['zip']} ({info['rows']} rows, {info['prediction']})"
     if "ground_truth_AUC" in info:
         line += f" | AUC vs ground_truth.csv {info['ground_truth_AUC']:.6f}"
-        recorded = _recorded_test_auc(Path(args.results), args.expid)
+        recorded = _recorded_test_auc(Path(args.results) if args.results else work / "results" / "results.csv",
+                                      run_dir.resolve())
         if recorded is not None:
             same = abs(recorded - info["ground_truth_AUC"]) <= AUC_TOLERANCE
             line += f" | recorded test AUC {recorded:.6f} ({'match' if same else 'MISMATCH: checkpoint changed?'})"

@@ -1,0 +1,261 @@
+"""The one runner of the zoo: FuxiCTR's CLI (``--config``, ``--expid``, ``--gpu``) for every model.
+
+    mmctr-run --expid DMF_MicroLens_synth                      # synthetic world (generated on first use)
+    mmctr-run --expid DIN_MicroLens --gpu 0                    # the real MicroLens_1M_x1 files in ./data/
+    mmctr-run --expid DIN_SENet_MicroLens_synth --set embedding_variant=V4 --set seed=1
+    mmctr-run --config my_dataset/ --expid DMF_my_dataset      # a FuxiCTR-style config dir (builder, tuner)
+    python run_expid.py ...                                    # the same, FuxiCTR-style
+
+Flow: resolve and validate every key (nothing read or written before) -> device (``--gpu N`` honoured or exit 2) ->
+data (a synthetic world is generated or verified) -> a new run record (``model_zoo.apps.run_record``) -> experiment
+(``model_zoo.experiment``) -> checks that need data (both classes in valid) -> fit -> evaluate valid and test,
+overall and on cold-item rows -> ``metrics.json`` -> one appended results row.
+
+Outputs go under ``--output-dir`` (default: the current directory): ``checkpoints/``, ``results/results.csv``,
+``data/`` (synthetic worlds) and ``cache/`` (feature maps, embedding variants), unless a config sets other paths.
+
+Exit codes: 0 done; 2 bad input, config or data (one line on stderr, nothing half-written); 1 an unexpected failure
+(after training, the checkpoint is kept and the run's ``status.json`` holds the error); 130 Ctrl-C; 143 SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from model_zoo.errors import ConfigError, DataError, ZooError
+
+__all__ = ["run", "main", "build_parser", "split_metrics", "RunTerminated"]
+
+EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPT, EXIT_TERMINATED = 2, 1, 130, 143
+
+
+class RunTerminated(BaseException):
+    """SIGTERM, raised in the main thread so the run unwinds like a Ctrl-C (records its state, exits 143)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise RunTerminated()
+
+
+def split_metrics(pred, metrics: Sequence[str], train_items: np.ndarray) -> Dict[str, Any]:
+    """FuxiCTR's metrics of a split's predictions, plus AUC and row count on cold-item rows (target never in train).
+
+    Cold AUC is None when the cold rows hold one class only (or none).
+    """
+    from fuxictr.metrics import evaluate_metrics
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(pred.y_true)) < 2:
+        raise DataError(f"the split has labels of one class only ({int(pred.y_true[0]) if len(pred.y_true) else '-'}"
+                        f"); AUC is undefined")
+    out: Dict[str, Any] = dict(evaluate_metrics(pred.y_true, pred.y_pred, list(metrics), pred.group))
+    cold = ~train_items[np.clip(pred.target, 0, len(train_items) - 1)]
+    out["cold_rows"] = int(cold.sum())
+    labels = pred.y_true[cold]
+    out["cold_AUC"] = float(roc_auc_score(labels, pred.y_pred[cold])) if len(np.unique(labels)) == 2 else None
+    return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in out.items()}
+
+
+def _check_two_classes(loader: Any, label: str, split: str, path: Path) -> None:
+    values = loader.row_columns[label].numpy()
+    classes = np.unique(values)
+    if len(classes) < 2:
+        raise DataError(f"{split} has {len(values)} rows, all with {label}={classes[0] if len(classes) else '-'}; "
+                        f"AUC needs both classes (checked before training)", path=str(path), column=label)
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.6f}"
+
+
+def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, overrides: Sequence[str] = (),
+        output_dir: Optional[str | os.PathLike] = None, results: Optional[str | os.PathLike] = None,
+        submission: Optional[str | os.PathLike] = None, command: str = "") -> Dict[str, Any]:
+    """Train and evaluate ``expid`` in a new run record; returns the result row (also appended to ``results``)."""
+    import model_zoo  # noqa: F401  (registers the models)
+    from model_zoo.apps.results import append_result, check_results_target
+    from model_zoo.apps.run_record import RunRecord, environment
+    from model_zoo.config import parse_overrides, resolve_params, validate_params
+    from model_zoo.datasets import prepare
+    from model_zoo.defaults import DATASET_EMBEDDING
+    from model_zoo.device import resolve_device
+    from model_zoo.experiment import build_experiment
+    from model_zoo.registry import get_model
+
+    work = Path(output_dir).expanduser().resolve() if output_dir else Path.cwd()
+    results_path = Path(results).expanduser().resolve() if results else work / "results" / "results.csv"
+    resolved = resolve_params(expid, config_dir, overrides=parse_overrides(overrides), work_dir=work)
+    if "model" not in resolved.params:
+        raise ConfigError(f"expid '{expid}' ({resolved.where('dataset_id')}): missing key 'model'")
+    model_cls = get_model(resolved.params["model"])
+    params = validate_params(resolved, model_cls)
+    device, device_name = resolve_device(gpu, params["amp"])
+    params["gpu"] = gpu
+    check_results_target(results_path)
+    if submission is not None and Path(submission).exists() and not Path(submission).is_dir():
+        raise ConfigError(f"--submission {submission}: exists and is not a directory")
+    verbose = params["verbose"]
+    prepare.locate_data(params, progress=verbose > 0)  # missing files or a synthetic world: before any record
+
+    record = RunRecord.create(params["model_root"], params["dataset_id"], expid)
+    with record.logging_to_file(verbose):
+        logging.info("Run %s of %s on %s", record.run_id, expid, device_name)
+        record.write_params(params)
+        record.write_json("env.json", environment(device_name, command))
+        record.set_status("running")
+        trained = False
+        try:
+            exp = build_experiment(params, cache_dir=work / "cache", progress=verbose > 0, model_cls=model_cls)
+            model = exp.model
+            model.checkpoint = str(record.checkpoint)
+            label = exp.feature_map.labels[0]
+            _check_two_classes(exp.loader("valid"), label, "valid", exp.files.valid)
+            scored_test = exp.has_split("test") and exp.test_has_labels
+            if scored_test:
+                _check_two_classes(exp.loader("test"), label, "test", exp.files.test)
+            num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            logging.info("Model %s: %d trainable parameters", params["model"], num_params)
+            started = time.perf_counter()
+            model.fit(exp.loader("train"), epochs=params["epochs"], validation_data=exp.loader("valid"),
+                      max_gradient_norm=params["max_gradient_norm"])
+            train_seconds = time.perf_counter() - started
+            trained = True
+            train_items = exp.train_items()
+            split_logs: Dict[str, Dict[str, Any]] = {}
+            for split in ("valid", "test"):
+                if split == "test" and not scored_test:
+                    continue
+                logging.info("****** %s evaluation ******", split)
+                split_logs[split] = split_metrics(model.predict_split(exp.loader(split)), params["metrics"],
+                                                  train_items)
+                logging.info("[%s] %s", split, split_logs[split])
+            sub_info: Dict[str, Any] = {}
+            if submission is not None:
+                from model_zoo.apps.submission import make_submission
+                if not exp.has_split("test"):
+                    raise ConfigError(f"--submission: dataset '{params['dataset_id']}' has no test_data")
+                sub_info = make_submission(model, exp.loader("test"), exp.files, Path(submission), expid,
+                                           reference_auc=split_logs.get("test", {}).get("AUC"))
+            oracle = prepare.oracle_metrics(exp.files)
+            metrics = {"splits": split_logs, "oracle": oracle, "num_params": num_params,
+                       "train_seconds": round(train_seconds, 3), "submission": {k: str(v) for k, v in sub_info.items()}}
+            record.write_json("metrics.json", metrics)
+            valid, test = split_logs.get("valid", {}), split_logs.get("test", {})
+            row = {
+                "timestamp": datetime.now().strftime("%Y%m%d-%H%M%S"), "expid": expid, "model": params["model"],
+                "dataset_id": params["dataset_id"],
+                "embedding_variant": params.get("embedding_variant") or DATASET_EMBEDDING, "seed": params["seed"],
+                "valid_AUC": valid.get("AUC"), "valid_logloss": valid.get("logloss"),
+                "test_AUC": test.get("AUC"), "test_logloss": test.get("logloss"),
+                "oracle_valid_AUC": oracle.get("oracle_valid_AUC"), "oracle_test_AUC": oracle.get("oracle_test_AUC"),
+                "num_params": num_params, "train_seconds": round(train_seconds, 2),
+                "checkpoint": str(record.checkpoint), "params_file": str(record.params_file), "command": command,
+                "run_id": record.run_id, "run_dir": str(record.dir), "device": device_name,
+                "valid_cold_AUC": valid.get("cold_AUC"), "test_cold_AUC": test.get("cold_AUC"),
+                "valid_cold_rows": valid.get("cold_rows"), "test_cold_rows": test.get("cold_rows"),
+                "overrides": resolved.overrides or None,
+            }
+            append_result(results_path, row)
+            record.set_status("finished", results=str(results_path))
+        except KeyboardInterrupt:
+            record.set_status("interrupted", signal="SIGINT", trained=trained)
+            raise
+        except RunTerminated:
+            record.set_status("interrupted", signal="SIGTERM", trained=trained)
+            raise
+        except BaseException as exc:
+            record.set_status("failed", error=f"{type(exc).__name__}: {exc}", trained=trained,
+                              checkpoint=str(record.checkpoint) if record.checkpoint.is_file() else None)
+            raise
+    summary = f"[{expid}] valid AUC {_fmt(valid.get('AUC'))}"
+    if "oracle_valid_AUC" in oracle:
+        summary += f" | oracle valid AUC {_fmt(oracle['oracle_valid_AUC'])}"
+    if test:
+        summary += f" | test AUC {_fmt(test.get('AUC'))}"
+    summary += f" | cold valid AUC {_fmt(valid.get('cold_AUC'))} ({valid.get('cold_rows')} rows) | run {record.dir}"
+    print(summary, flush=True)
+    return row
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmctr-run", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=None,
+                        help="FuxiCTR-style config dir searched first (model_config.yaml, dataset_config.yaml)")
+    parser.add_argument("--expid", help="experiment id, e.g. DMF_MicroLens_synth")
+    parser.add_argument("--gpu", type=int, default=-1, help="CUDA device index; -1 = CPU (default)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key (YAML value), e.g. --set embedding_variant=V4; repeatable")
+    parser.add_argument("--output-dir", default=None,
+                        help="where relative outputs go: checkpoints/, results/, data/, cache/ (default: cwd)")
+    parser.add_argument("--results", default=None, help="results CSV to append to (default <output-dir>/results/"
+                                                        "results.csv)")
+    parser.add_argument("--submission", default=None, metavar="DIR",
+                        help="also write DIR/prediction.csv (ID,Task2, test row order) and DIR/<expid>.zip")
+    parser.add_argument("--list", action="store_true", help="list the expids and exit")
+    return parser
+
+
+def prepare_process() -> None:
+    """Process-wide settings of a training process, set by the application, never by importing the library.
+
+    MKL strict conditional reproducibility (the same product rounds the same way from call to call on a loaded CPU;
+    see benchmarks/README.md) unless the user set MKL_CBWR; glibc keeps per-batch buffers on the heap.
+    """
+    os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+    from model_zoo.datasets.loader import keep_large_allocations_on_heap
+    keep_large_allocations_on_heap()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list:
+        from model_zoo.config import list_expids
+        try:
+            print("\n".join(list_expids(args.config)))
+        except ZooError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return 0
+    if not args.expid:
+        print("error: --expid is required (or --list)", file=sys.stderr)
+        return EXIT_USAGE
+    prepare_process()
+    command = " ".join(["python", Path(sys.argv[0]).name] + (list(argv) if argv is not None else sys.argv[1:]))
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _in_main_thread() else None
+    try:
+        run(args.expid, config_dir=args.config, gpu=args.gpu, overrides=args.overrides, output_dir=args.output_dir,
+            results=args.results, submission=args.submission, command=command)
+    except ZooError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.expid} stopped by Ctrl-C; earlier runs and results are untouched", file=sys.stderr)
+        return EXIT_INTERRUPT
+    except RunTerminated:
+        print(f"terminated: {args.expid} stopped by SIGTERM; earlier runs and results are untouched", file=sys.stderr)
+        return EXIT_TERMINATED
+    except OSError as exc:  # disk full, permissions: one line, the run's status.json has the details
+        print(f"error: {exc.strerror or exc} ({exc.filename or ''})".rstrip(" ()"), file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _in_main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
