@@ -95,6 +95,9 @@ RUNNER_SCHEMA: Mapping[str, Tuple[Any, bool, str]] = {
     "label_col": (Dict[str, Any], True, "label column: {name, dtype}"),
     "synthetic": (Optional[Dict[str, Any]], False, "generator of a synthetic world: {world, preset, seed, ...}"),
 }
+# Files of a synthetic world, inside <data_root>/<dataset_id>/.
+SYNTHETIC_FILES = {"train_data": "train.parquet", "valid_data": "valid.parquet", "test_data": "test.parquet",
+                   "item_info": "item_info.parquet", "item_feature": "item_feature.parquet"}
 # Set by the loader or the CLI, never by a config file.
 _DERIVED_KEYS = {"model_id": "the expid", "gpu": "--gpu"}
 # FuxiCTR keys that nothing in the zoo reads: named so that the error says why, not just "unknown".
@@ -317,17 +320,30 @@ def resolve_params(expid: str, config_dir: Optional[str | os.PathLike] = None, *
 
     for block in bases + [expids[expid]]:
         merge(block)
+    if "dataset_id" in (overrides or {}):  # --set dataset_id=X runs the expid on dataset X
+        params["dataset_id"], origin["dataset_id"] = overrides["dataset_id"], "--set"
     dataset_id = params.get("dataset_id")
     if dataset_id is None:
         raise ConfigError(f"{expids[expid].where()}: missing key 'dataset_id'")
     datasets = _dataset_blocks(cdir)
-    if not isinstance(dataset_id, str) or dataset_id not in datasets:
+    if check_value(dataset_id, Name) is not None:
+        raise ConfigError(f"{origin['dataset_id']}: dataset_id={dataset_id!r}; expected {describe(Name)}")
+    if dataset_id not in datasets:
         raise ConfigError(f"{origin['dataset_id']}: dataset_id={dataset_id!r} is not declared"
                           f"{did_you_mean(str(dataset_id), datasets)}; declared: {', '.join(sorted(datasets))}")
     merge(datasets[dataset_id])
     for key, value in (overrides or {}).items():
         params[key] = _absolute(value, Path.cwd()) if key in PATH_KEYS else value
         origin[key] = "--set"
+    if isinstance(params.get("synthetic"), dict) and isinstance(params.get("data_root"), str):
+        # a synthetic world's files are where its generator writes them: <data_root>/<dataset_id>/<file>
+        world = Path(params["data_root"]) / str(dataset_id)
+        for key, name in SYNTHETIC_FILES.items():
+            if key in params and origin.get(key) != "--set":
+                raise ConfigError(f"{origin[key]}: key '{key}' is not allowed in a synthetic dataset block; its files "
+                                  f"are {world}/<file> (move them with data_root)")
+            params.setdefault(key, str(world / name))
+            origin.setdefault(key, f"{origin['synthetic']} (derived from data_root)")
     for key in _DERIVED_KEYS:
         if key in params:
             raise ConfigError(f"{origin[key]}: key '{key}' is set from {_DERIVED_KEYS[key]}, not in a config file")

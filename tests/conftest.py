@@ -1,73 +1,62 @@
-"""Shared fixtures: the tiny synthetic world (generated once per session) and params pointing at it."""
+"""Shared fixtures: one work dir per session (the tiny synthetic world is generated there once) and experiment
+builders on it. Tests never write into the repository: every output goes to pytest's temp dirs."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import pytest
-import yaml
 
-from model_zoo.config import CONFIG_DIR, REPO_ROOT, load_params
+import model_zoo  # noqa: F401  (registers the models)
+from model_zoo.config import PACKAGE_DIR, resolve_params, validate_params
+from model_zoo.experiment import Experiment, build_experiment
+from model_zoo.registry import get_model
+
+REPO_ROOT = PACKAGE_DIR.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
-def params_in(expid: str, data_root: Path, model_root: Path) -> Dict[str, Any]:
-    """Params of ``expid`` with data and checkpoints redirected to temp dirs (tests never write into the repo)."""
-    params = load_params(expid)
-    data_dir = data_root / params["dataset_id"]
-    params["data_root"] = str(data_root)
-    for key, name in (("train_data", "train"), ("valid_data", "valid"), ("test_data", "test"),
-                      ("item_info", "item_info"), ("item_feature", "item_feature")):
-        params[key] = str(data_dir / f"{name}.parquet")
-    params["model_root"] = str(model_root)
-    params["verbose"] = 0
+@pytest.fixture(scope="session")
+def work_dir(tmp_path_factory) -> Path:
+    """The session's work dir: ``data/`` holds the synthetic worlds, ``cache/`` feature maps and variants."""
+    return tmp_path_factory.mktemp("work")
+
+
+def validated(expid: str, work: Path, overrides: Optional[Mapping[str, Any]] = None,
+              config_dir: Optional[Path] = None) -> Dict[str, Any]:
+    """Validated params of ``expid`` with outputs under ``work`` (quiet, CPU)."""
+    resolved = resolve_params(expid, config_dir, overrides={"verbose": 0, **(overrides or {})}, work_dir=work)
+    params = validate_params(resolved, get_model(resolved.params["model"]))
     params["gpu"] = -1
     return params
 
 
-@pytest.fixture(scope="session")
-def data_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("data")
-
-
-@pytest.fixture(scope="session")
-def tiny_world(data_root: Path) -> Dict[str, Any]:
-    """The tiny synthetic world: files, feature map and loaders, built once."""
-    from model_zoo.datasets import prepare
-
-    params = params_in("DIN_test", data_root, data_root / "ckpt")
-    files = prepare.locate_data(params, progress=False)
-    return {"params": params, "files": files}
-
-
 @pytest.fixture()
-def model_params(tmp_path: Path, data_root: Path, tiny_world):
-    """Factory: params of ``<Model>_test`` on the tiny world with a private model_root."""
-    def make(expid: str) -> Dict[str, Any]:
-        return params_in(expid, data_root, tmp_path / "ckpt")
+def experiment(work_dir: Path) -> Callable[..., Experiment]:
+    """Factory: ``experiment("DMF_test", seed=0, **overrides)`` built on the session's work dir."""
+    def make(expid: str, **overrides: Any) -> Experiment:
+        return build_experiment(validated(expid, work_dir, overrides), cache_dir=work_dir / "cache", progress=False)
     return make
 
 
-def write_redirected_config(tmp: Path, dataset_id: str, expids: Sequence[str],
-                            data_root: Optional[Path] = None) -> Path:
-    """A ``--config`` dir (``tmp/config``): ``dataset_id`` re-declared with its files under ``data_root`` (default
-    ``tmp/data``) and the repo's blocks of ``expids`` with checkpoints under ``tmp/ckpt``."""
-    data_root = data_root or tmp / "data"
-    cfg = tmp / "config"
-    cfg.mkdir(exist_ok=True)
-    block = dict(yaml.safe_load((CONFIG_DIR / "dataset_config.yaml").read_text())[dataset_id], data_root=str(data_root))
-    for key in ("train_data", "valid_data", "test_data", "item_info", "item_feature"):
-        if block.get(key):
-            block[key] = str(data_root / dataset_id / Path(block[key]).name)
-    (cfg / "dataset_config.yaml").write_text(yaml.safe_dump({dataset_id: block}))
-    blocks = {}
-    for expid in expids:
-        own = yaml.safe_load((REPO_ROOT / "model_zoo" / load_params(expid)["model"] / "model_config.yaml").read_text())
-        blocks[expid] = dict(own[expid], model_root=str(tmp / "ckpt"))
-    (cfg / "model_config.yaml").write_text(yaml.safe_dump(blocks))
-    return cfg
+@pytest.fixture(scope="session")
+def tiny_params(work_dir: Path) -> Dict[str, Any]:
+    """Validated ``DIN_test`` params (the tiny world's dataset block) on the session's work dir."""
+    return validated("DIN_test", work_dir)
 
 
-@pytest.fixture()
-def redirected_config() -> Callable[..., Path]:
-    """``write_redirected_config`` as a fixture (tests never write into the repo)."""
-    return write_redirected_config
+def run_cli(args: Sequence[str], cwd: Path, *, module: str = "model_zoo.apps.runner", timeout: int = 600,
+            env: Optional[Mapping[str, str]] = None) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` in ``cwd`` (single-threaded, so results do not depend on machine load)."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT),
+                **(env or {})}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def shared_data_args(work_dir: Path) -> List[str]:
+    """Runner args that reuse the session's generated worlds instead of generating them again."""
+    return ["--set", f"data_root={work_dir / 'data'}"]

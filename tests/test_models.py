@@ -8,25 +8,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_zoo.config import validate_params
-from model_zoo.datasets import prepare
-from model_zoo.registry import get_model, list_models
+from model_zoo.registry import list_models
 
 
-def build(model_params, name: str, seed: int = 0):
-    params = model_params(f"{name}_test")
-    model_cls = get_model(params["model"])
-    validate_params(params, model_cls)
-    files = prepare.locate_data(params, progress=False)
-    feature_map = prepare.build_feature_map(params, files.data_dir)
-    item_table = prepare.load_item_table(params, files)
-    torch.manual_seed(seed)
-    model = model_cls(feature_map, **params)
-    if hasattr(model, "attach_data"):
-        model.attach_data(files, params)
-    loader = prepare.make_loader(files.valid, params, item_table, train=False)
-    batch = loader.batch(slice(0, 64))
-    return model, batch, params
+def build(experiment, name: str, seed: int = 0):
+    exp = experiment(f"{name}_test", seed=seed)
+    batch = exp.loader("valid").batch(slice(0, 64))
+    return exp.model, batch, exp.params
 
 
 @pytest.fixture(params=list_models())
@@ -34,8 +22,8 @@ def model_name(request) -> str:
     return request.param
 
 
-def test_forward_shape_range_finite(model_params, model_name):
-    model, batch, _ = build(model_params, model_name)
+def test_forward_shape_range_finite(experiment, model_name):
+    model, batch, _ = build(experiment, model_name)
     model.eval()
     with torch.no_grad():
         y = model(batch)["y_pred"]
@@ -44,8 +32,8 @@ def test_forward_shape_range_finite(model_params, model_name):
     assert ((y >= 0) & (y <= 1)).all()
 
 
-def test_every_parameter_gets_a_gradient(model_params, model_name):
-    model, batch, _ = build(model_params, model_name)
+def test_every_parameter_gets_a_gradient(experiment, model_name):
+    model, batch, _ = build(experiment, model_name)
     model.train()
     loss = model.compute_loss(model(batch), model.get_labels(batch))
     loss.backward()
@@ -53,9 +41,9 @@ def test_every_parameter_gets_a_gradient(model_params, model_name):
     assert not missing, f"{model_name}: parameters without gradient: {missing}"
 
 
-def test_state_dict_round_trip(model_params, model_name, tmp_path):
-    model, batch, _ = build(model_params, model_name, seed=0)
-    other, _, _ = build(model_params, model_name, seed=1)
+def test_state_dict_round_trip(experiment, model_name, tmp_path):
+    model, batch, _ = build(experiment, model_name, seed=0)
+    other, _, _ = build(experiment, model_name, seed=1)
     model.eval(), other.eval()
     with torch.no_grad():
         expected = model(batch)["y_pred"]
@@ -66,16 +54,16 @@ def test_state_dict_round_trip(model_params, model_name, tmp_path):
         assert torch.allclose(expected, other(batch)["y_pred"], atol=1e-6)
 
 
-def test_same_seed_same_output(model_params, model_name):
-    a, batch, _ = build(model_params, model_name, seed=7)
-    b, _, _ = build(model_params, model_name, seed=7)
+def test_same_seed_same_output(experiment, model_name):
+    a, batch, _ = build(experiment, model_name, seed=7)
+    b, _, _ = build(experiment, model_name, seed=7)
     a.eval(), b.eval()
     with torch.no_grad():
         assert torch.equal(a(batch)["y_pred"], b(batch)["y_pred"])
 
 
-def test_training_steps_reduce_loss(model_params, model_name):
-    model, batch, _ = build(model_params, model_name)
+def test_training_steps_reduce_loss(experiment, model_name):
+    model, batch, _ = build(experiment, model_name)
     model._batch_index, model._steps_per_epoch, model._max_gradient_norm = 0, 1, 10.0
     model.train()
     labels = model.get_labels(batch)
@@ -86,9 +74,9 @@ def test_training_steps_reduce_loss(model_params, model_name):
     assert after < before, f"{model_name}: loss {before:.4f} -> {after:.4f} after 20 steps on one batch"
 
 
-def test_skipping_padding_items_changes_nothing(model_params, model_name):
+def test_skipping_padding_items_changes_nothing(experiment, model_name):
     """Embedding only real items (padding rows filled with zeros) equals embedding every joined row."""
-    model, batch, _ = build(model_params, model_name)
+    model, batch, _ = build(experiment, model_name)
     if not hasattr(model, "embed_items"):
         pytest.skip("model has no shared item embedding")
     model.eval()

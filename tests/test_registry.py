@@ -1,13 +1,15 @@
-"""The registry, and the guard that the repo's `model_zoo` (not the fuxictr wheel's namespace package) is imported."""
+"""The registry, the guard that the repo's `model_zoo` (not the fuxictr wheel's namespace package) is imported, and
+that importing the library changes nothing process-wide."""
 import os
-from pathlib import Path
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import model_zoo
-from model_zoo.config import REPO_ROOT
+from conftest import REPO_ROOT
 from model_zoo.errors import ConfigError
 from model_zoo.registry import get_model, list_models, register_model
 
@@ -21,7 +23,9 @@ def test_repo_model_zoo_is_imported():
 
 def test_repo_model_zoo_is_imported_from_another_cwd(tmp_path):
     code = "import model_zoo, sys; print(model_zoo.__file__); print(','.join(model_zoo.list_models()))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
+                         env=env)
     path, names = out.stdout.strip().splitlines()
     assert Path(path).resolve().parent == REPO_ROOT / "model_zoo"
     assert set(MISSION_MODELS) <= set(names.split(","))
@@ -45,12 +49,24 @@ def test_duplicate_registration_fails():
     assert get_model("DIN").__module__ == "model_zoo.DIN.DIN"
 
 
-@pytest.mark.parametrize("preset, expected", [(None, "AUTO,STRICT"), ("COMPATIBLE", "COMPATIBLE")])
-def test_import_asks_mkl_for_reproducible_results_unless_set(preset, expected):
-    """``import model_zoo`` sets MKL_CBWR (strict conditional numerical reproducibility) and keeps a user's value."""
-    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
-    if preset:
-        env["MKL_CBWR"] = preset
-    out = subprocess.run([sys.executable, "-c", "import os, model_zoo; print(os.environ['MKL_CBWR'])"], env=env,
-                         capture_output=True, text=True, check=True, cwd=REPO_ROOT)
-    assert out.stdout.strip() == expected
+def test_import_has_no_process_wide_side_effects():
+    """Importing the library (every model and layer) leaves the environment and torch's threads as they were."""
+    # third-party packages first (polars sets an allocator variable of its own), then the snapshot, then the zoo
+    code = ("import os, torch, polars, pyarrow.parquet, sklearn, fuxictr.pytorch.models; env = dict(os.environ); "
+            "threads = torch.get_num_threads(); import model_zoo, "
+            "model_zoo.experiment, model_zoo.embeddings.encoders; "
+            "changed = sorted(k for k in set(env) | set(os.environ) if env.get(k) != os.environ.get(k)); "
+            "print(changed, threads == torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "HF_HUB_OFFLINE")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] True"
+
+
+def test_library_imports_no_application():
+    """The library (everything outside model_zoo/apps) never imports model_zoo.apps."""
+    importing = re.compile(r"^\s*(from\s+model_zoo\.apps|import\s+model_zoo\.apps)", re.M)
+    offenders = [str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "model_zoo").rglob("*.py")
+                 if "apps" not in p.relative_to(REPO_ROOT / "model_zoo").parts[:1]
+                 and importing.search(p.read_text(encoding="utf-8"))]
+    assert not offenders, offenders
