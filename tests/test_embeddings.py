@@ -72,6 +72,15 @@ def column(path: Path, name: str) -> np.ndarray:
     return col.to_numpy()
 
 
+def flip_byte(path: Path, offset: int) -> None:
+    """Invert one byte of ``path`` in place: same size, different content (mtime kept, as a silent bit rot)."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Dict[str, Path]:
     return write_world(tmp_path_factory.mktemp("world"))
@@ -410,8 +419,11 @@ def test_variant_build_flags_and_zeroes_bad_items(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Encoders: the resumable cache with a fake encoder, then the real ones (skipped without their packages)
+# Encoders: the resumable, self-verifying cache with a fake encoder, the CLI, then the real encoders
 # ---------------------------------------------------------------------------------------------------------------------
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
 class FakeEncoder:
     name, dim = "fake", 3
 
@@ -436,6 +448,7 @@ def test_cached_encoder_resumes_after_interruption(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         crashing.encode(items)
     assert sorted(json.loads((tmp_path / "b" / "manifest.json").read_text())["shards"]) == ["0", "1"]
+    assert not [p.name for p in (tmp_path / "b").iterdir() if ".tmp" in p.name]
     resumed = CachedEncoder(FakeEncoder(), tmp_path / "b", shard_size=5, progress=False)
     np.testing.assert_array_equal(resumed.encode(items), full)
     assert (resumed.stats.reused_shards, resumed.stats.new_shards) == (2, 3)
@@ -452,6 +465,72 @@ def test_cached_encoder_resumes_after_interruption(tmp_path):
     other = CachedEncoder(lambda xs: np.zeros((len(xs), 3), np.float32), tmp_path / "b", shard_size=5, dim=3,
                           name="zeros", progress=False)
     assert not other.encode(items).any() and other.stats.reused_shards == 0
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_cached_encoder_detects_a_damaged_shard_and_reencodes_it(tmp_path, caplog, damage):
+    items = [f"title {i}" for i in range(12)]
+    cache = CachedEncoder(FakeEncoder(), tmp_path, shard_size=5, progress=False)
+    original = cache.encode(items)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    shard = tmp_path / manifest["shards"]["1"]["file"]
+    assert manifest["shards"]["1"]["sha256"] == hashlib.sha256(shard.read_bytes()).hexdigest()
+    size = shard.stat().st_size
+    if damage == "flip":   # a float of the payload (the last bytes of a .npy file), same size
+        flip_byte(shard, size - 5)
+        assert shard.stat().st_size == size
+    else:
+        shard.write_bytes(shard.read_bytes()[:size // 2])
+    encoder = FakeEncoder()
+    again = CachedEncoder(encoder, tmp_path, shard_size=5, progress=False)
+    np.testing.assert_array_equal(again.encode(items), original)
+    assert encoder.calls == 1 and again.stats.shard_log == [1] and again.stats.repaired_shards == 1
+    assert (again.stats.reused_shards, again.stats.new_shards) == (2, 1)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "shard_00001.npy" in warnings[0] and "re-encoding" in warnings[0]
+    assert "\n" not in warnings[0]
+    # the repaired shard verifies again: the next run reuses every shard
+    third = CachedEncoder(FakeEncoder(), tmp_path, shard_size=5, progress=False)
+    np.testing.assert_array_equal(third.encode(items), original)
+    assert third.stats.reused_shards == 3 and third.stats.repaired_shards == 0
+
+
+def test_cached_encoder_unparseable_manifest_names_file_and_fix(tmp_path):
+    items = ["a", "b", "c"]
+    CachedEncoder(FakeEncoder(), tmp_path, shard_size=2, progress=False).encode(items)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(manifest.read_text()[:40])   # cut mid-write by something other than the cache
+    with pytest.raises(DataError, match=r"manifest\.json: encoder cache manifest is not valid JSON .*rm -r"):
+        CachedEncoder(FakeEncoder(), tmp_path, shard_size=2, progress=False).encode(items)
+    manifest.write_text("[1, 2]")
+    with pytest.raises(DataError, match=r"manifest\.json: not an encoder cache manifest"):
+        CachedEncoder(FakeEncoder(), tmp_path, shard_size=2, progress=False).encode(items)
+
+
+def test_encode_cli_titles_resumes_in_cwd_cache_and_exits_2_on_bad_input(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(encode_app, "MiniLMTextEncoder", lambda *args, **kwargs: FakeEncoder())
+    monkeypatch.chdir(tmp_path)
+    csv = tmp_path / "few_titles.csv"
+    csv.write_text("item,title\n" + "".join(f"{i},title number {i}\n" for i in range(1, 11)))
+    args = ["titles", "--csv", str(csv), "--shard-size", "4", "--quiet"]
+    assert encode_app.main(args + ["--stop-after-shards", "1"]) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first["complete"] is False and first["new_shards"] == 1
+    assert first["cache_dir"] == str(tmp_path / "encoder_cache" / "titles-few_titles")
+    assert encode_app.main(args) == 0
+    second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert second["complete"] is True and (second["reused_shards"], second["new_shards"]) == (1, 2)
+    # bad input: one line on stderr, exit code 2
+    assert encode_app.main(["titles", "--csv", str(tmp_path / "missing.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.csv: file not found" in err[0]
+    (tmp_path / "encoder_cache" / "titles-few_titles" / "manifest.json").write_text("{not json")
+    assert encode_app.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "manifest.json" in err[0] and "rm -r" in err[0]
+    with pytest.raises(SystemExit) as exit_info:   # --csv is required: no guessed default path
+        encode_app.main(["titles"])
+    assert exit_info.value.code == 2
 
 
 def test_minilm_reference_similarity_and_real_titles(tmp_path):

@@ -88,7 +88,8 @@ def _text_column(args: argparse.Namespace) -> Dict[str, Any]:
                                                  use_dictionary=False))
     return {"out": str(out), "items": len(texts), "dim": encoder.dim, "blank_titles": int(sum(t == "" for t in texts)),
             "seconds": round(time.perf_counter() - started, 2), "reused_shards": cache.stats.reused_shards,
-            "new_shards": cache.stats.new_shards, "titles_per_s": cache.stats.items_per_second}
+            "new_shards": cache.stats.new_shards, "repaired_shards": cache.stats.repaired_shards,
+            "titles_per_s": cache.stats.items_per_second}
 
 
 def _titles(args: argparse.Namespace) -> Dict[str, Any]:
@@ -114,8 +115,8 @@ def _titles(args: argparse.Namespace) -> Dict[str, Any]:
         vectors = None
     s = cache.stats
     result = {"titles": len(titles), "complete": vectors is not None, "shards": s.num_shards,
-              "reused_shards": s.reused_shards, "new_shards": s.new_shards, "encoded_titles": s.encoded_items,
-              "encode_seconds": round(s.encode_seconds, 2),
+              "reused_shards": s.reused_shards, "new_shards": s.new_shards, "repaired_shards": s.repaired_shards,
+              "encoded_titles": s.encoded_items, "encode_seconds": round(s.encode_seconds, 2),
               "titles_per_s": s.items_per_second, "threads": torch.get_num_threads(), "cache_dir": str(cache_dir)}
     if vectors is not None:
         result["sha256"] = hashlib.sha256(vectors.tobytes()).hexdigest()[:16]
@@ -141,13 +142,13 @@ def _images(args: argparse.Namespace) -> Dict[str, Any]:
                       "img_emb_EfficientNetLite0": _list_column(vectors)})
     out = Path(args.out)
     atomic_write(out, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
-    return {"out": str(out), "images": len(files), "dim": encoder.dim,
+    return {"out": str(out), "images": len(files), "dim": encoder.dim, "repaired_shards": cache.stats.repaired_shards,
             "images_per_s": cache.stats.items_per_second}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model_zoo.apps.encode",
-                                     description="Content encoders with a resumable cache.")
+                                     description="Content encoders with a resumable, self-verifying cache.")
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--batch-size", type=int, default=64, help="items per forward pass")

@@ -1,4 +1,4 @@
-"""Real content encoders (titles -> text vectors, cover images -> image vectors) with a resumable on-disk cache.
+"""Real content encoders (titles -> text vectors, cover images -> image vectors) with a verified, resumable cache.
 
 Every encoder has one interface, ``encode(items) -> np.ndarray`` of shape (len(items), ``dim``), float32, batched,
 plus ``fingerprint()`` (what identifies its vectors):
@@ -7,7 +7,7 @@ plus ``fingerprint()`` (what identifies its vectors):
 * :mod:`~model_zoo.embeddings.encoders.image`: :class:`EfficientNetLite0ImageEncoder` (1280-d, ImageNet weights)
   on the :class:`EfficientNetLite0` network written here; :class:`OpenCLIPEncoder` (optional, local weights only).
 * :mod:`~model_zoo.embeddings.encoders.cache`: :class:`CachedEncoder` wraps any of them with a sharded on-disk
-  cache that resumes after an interruption.
+  cache that resumes after an interruption and re-encodes a shard whose sha256 no longer matches its manifest.
 
 The command line lives in :mod:`model_zoo.apps.encode` (``python -m model_zoo.apps.encode --help``).
 """

@@ -1,18 +1,21 @@
-"""A resumable on-disk cache around any encoder.
+"""A resumable, self-verifying on-disk cache around any encoder.
 
-Items are cut into fixed shards of ``shard_size``; each finished shard is saved as ``shard_NNNNN.npy`` (temp file +
-rename) and recorded in ``manifest.json`` (also replaced atomically) with the sha256 of its inputs, so an interrupted
-run continues with the first missing shard and a changed item only re-encodes its shard. The manifest also records
-the encoder's fingerprint; another encoder starts a fresh cache.
+Items are cut into fixed shards of ``shard_size``. Each finished shard is saved as ``shard_NNNNN.npy`` and recorded
+in ``manifest.json`` with two hashes: ``input_sha256`` (of the shard's items, so a changed item re-encodes only its
+shard) and ``sha256`` (of the ``.npy`` file itself, checked on every load, so a corrupted or truncated shard is
+re-encoded with a warning instead of being used). Both files are written atomically (:mod:`model_zoo.fileio`), so an
+interrupted run continues with the first missing shard. The manifest also records the encoder's fingerprint;
+another encoder starts a fresh cache in the same directory.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import logging
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +24,11 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Seque
 import numpy as np
 
 from model_zoo.errors import ConfigError, DataError
+from model_zoo.fileio import atomic_write, atomic_write_json, sha256_file
 
 __all__ = ["Encoder", "CachedEncoder", "CacheStats", "EncodingStopped", "file_id"]
+
+log = logging.getLogger(__name__)
 
 
 class Encoder(Protocol):
@@ -55,6 +61,7 @@ class CacheStats:
     num_shards: int = 0
     reused_shards: int = 0
     new_shards: int = 0
+    repaired_shards: int = 0   # cached shards that failed verification and were re-encoded (counted in new_shards)
     encoded_items: int = 0
     encode_seconds: float = 0.0
     complete: bool = False
@@ -93,6 +100,10 @@ class CachedEncoder:
         key_fn: item -> bytes used for the per-shard input hash (default: text / file path + size + mtime).
         progress: tqdm bar over items.
 
+    Raises:
+        DataError: from :meth:`encode` when ``manifest.json`` exists but cannot be parsed (the message says how to
+            clear the cache).
+
     Example::
 
         cached = CachedEncoder(MiniLMTextEncoder(), "/tmp/cache", shard_size=256)
@@ -100,7 +111,7 @@ class CachedEncoder:
     """
 
     MANIFEST = "manifest.json"
-    VERSION = 1
+    VERSION = 2   # 2: every shard entry carries the sha256 of its .npy file
 
     def __init__(self, encoder: Union[Encoder, Callable[[Sequence[Any]], np.ndarray]], cache_dir: str | Path, *,
                  shard_size: int = 256, dim: Optional[int] = None, name: Optional[str] = None,
@@ -123,21 +134,36 @@ class CachedEncoder:
         self.stats = CacheStats()
 
     # -- manifest
-    def _manifest_path(self) -> Path:
+    @property
+    def manifest_path(self) -> Path:
+        """``cache_dir/manifest.json``."""
         return self.cache_dir / self.MANIFEST
 
     def _load_manifest(self) -> Dict[str, Any]:
+        """The manifest of this encoder; a fresh one when there is none or it belongs to another encoder."""
+        path = self.manifest_path
         try:
-            data = json.loads(self._manifest_path().read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = None
-        if not isinstance(data, dict) or data.get("encoder") != self.fp:
-            return {"encoder": self.fp, "shards": {}}   # another encoder or no cache: start fresh
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {"encoder": self.fp, "shards": {}}
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"cannot read the encoder cache manifest ({exc}); {self._clear_hint()}",
+                            path=str(path)) from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise DataError(f"encoder cache manifest is not valid JSON ({exc}); {self._clear_hint()}",
+                            path=str(path)) from None
+        if not isinstance(data, dict) or not isinstance(data.get("shards"), dict) or "encoder" not in data:
+            raise DataError(f"not an encoder cache manifest (expected an object with 'encoder' and 'shards'); "
+                            f"{self._clear_hint()}", path=str(path))
+        if data["encoder"] != self.fp:
+            log.info("encoder cache %s: made by another encoder or cache version; starting afresh", self.cache_dir)
+            return {"encoder": self.fp, "shards": {}}
         return data
 
-    def _save_manifest(self, manifest: Mapping[str, Any]) -> None:
-        from model_zoo.embeddings.ingest import write_json_atomic
-        write_json_atomic(self._manifest_path(), manifest)
+    def _clear_hint(self) -> str:
+        return f"delete the cache directory to re-encode from scratch: rm -r '{self.cache_dir}'"
 
     def _shard_hash(self, items: Sequence[Any]) -> str:
         h = hashlib.sha256()
@@ -147,28 +173,40 @@ class CachedEncoder:
             h.update(key)
         return h.hexdigest()
 
-    def _load_shard(self, entry: Mapping[str, Any], rows: int) -> Optional[np.ndarray]:
-        try:
-            arr = np.load(self.cache_dir / entry["file"], allow_pickle=False)
-        except (OSError, ValueError, KeyError):
-            return None
-        return arr if arr.shape == (rows, self.dim) and arr.dtype == np.float32 else None
+    # -- shards
+    def _load_shard(self, index: int, entry: Mapping[str, Any], rows: int) -> Optional[np.ndarray]:
+        """The cached vectors of shard ``index``, or None (with a warning) when the file fails verification."""
+        path = self.cache_dir / str(entry.get("file", ""))
+        problem = None
+        if not path.is_file():
+            problem = "file missing"
+        elif sha256_file(path) != entry.get("sha256"):
+            problem = "sha256 differs from the manifest (corrupted or truncated)"
+        else:
+            try:
+                arr = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                problem = f"unreadable ({exc})"
+            else:
+                if arr.shape == (rows, self.dim) and arr.dtype == np.float32:
+                    return arr
+                problem = f"holds {arr.dtype} {arr.shape}, expected float32 ({rows}, {self.dim})"
+        log.warning("encoder cache: shard %d (%s): %s; re-encoding it", index, path, problem)
+        self.stats.repaired_shards += 1
+        return None
 
-    def _save_shard(self, index: int, arr: np.ndarray) -> str:
+    def _save_shard(self, index: int, arr: np.ndarray) -> Dict[str, str]:
+        """Write ``shard_NNNNN.npy`` atomically; its file name and sha256 for the manifest."""
+        buf = io.BytesIO()
+        np.save(buf, arr, allow_pickle=False)
+        data = buf.getvalue()
         name = f"shard_{index:05d}.npy"
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.cache_dir)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, arr, allow_pickle=False)
-            os.replace(tmp, self.cache_dir / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return name
+        atomic_write(self.cache_dir / name, lambda tmp: tmp.write_bytes(data))
+        return {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
 
     # -- the run
     def encode(self, items: Sequence[Any], *, max_new_shards: Optional[int] = None) -> np.ndarray:
-        """(len(items), dim) float32; encodes only the shards not already cached for exactly these inputs.
+        """(len(items), dim) float32; encodes only the shards not already cached (and intact) for these inputs.
 
         ``max_new_shards`` stops (raising :class:`EncodingStopped`) after that many newly encoded shards when
         more remain: the time-boxed or interrupted run. Ctrl-C behaves the same way: finished shards are kept.
@@ -186,7 +224,9 @@ class CachedEncoder:
                 part = items[a:b]
                 digest = self._shard_hash(part)
                 entry = manifest["shards"].get(str(s))
-                cached = self._load_shard(entry, b - a) if entry and entry.get("input_sha256") == digest else None
+                cached = None
+                if isinstance(entry, dict) and entry.get("input_sha256") == digest:
+                    cached = self._load_shard(s, entry, b - a)
                 if cached is not None:
                     out[a:b] = cached
                     self.stats.reused_shards += 1
@@ -201,9 +241,8 @@ class CachedEncoder:
                 if vecs.shape != (b - a, self.dim):
                     raise DataError(f"encoder '{self.name}' returned shape {vecs.shape} for {b - a} items; "
                                     f"expected ({b - a}, {self.dim})")
-                file = self._save_shard(s, vecs)
-                manifest["shards"][str(s)] = {"file": file, "rows": [a, b], "input_sha256": digest}
-                self._save_manifest(manifest)
+                manifest["shards"][str(s)] = dict(self._save_shard(s, vecs), rows=[a, b], input_sha256=digest)
+                atomic_write_json(self.manifest_path, manifest)
                 out[a:b] = vecs
                 self.stats.new_shards += 1
                 self.stats.encoded_items += b - a
