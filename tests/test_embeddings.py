@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from model_zoo.apps import encode as encode_app
+from model_zoo.apps import variants as variants_app
 from model_zoo.embeddings import expids, ingest, quantize, variants
 from model_zoo.embeddings.encoders import CachedEncoder, EncodingStopped
 from model_zoo.embeddings.pca import fit_pca
@@ -197,16 +198,17 @@ def test_variants_cli_builds_reports_and_exits_2_on_missing_data(world, tmp_path
     cfg = tmp_path / "emb.yaml"
     cfg.write_text(yaml.safe_dump(SMALL))
     data = world["item_info"].parent
-    code = variants.main(["--data-dir", str(data), "--out-dir", str(tmp_path / "out"), "--variants", "V1", "V4",
-                          "V6", "--config", str(cfg), "--quiet"])
+    code = variants_app.main(["--data-dir", str(data), "--out-dir", str(tmp_path / "out"), "--variants", "V1",
+                              "V4", "V6", "--config", str(cfg), "--quiet"])
     out = capsys.readouterr().out
     assert code == 0 and "V6" in out and "PCA(text) ‖ PCA(image)" in out
     final = json.loads(out.strip().splitlines()[-1])
     assert set(final["explained_variance"]) == {"V1", "V4", "V6"}
     report = json.loads((tmp_path / "out" / "embedding_variants_report.json").read_text())
     assert [r["variant"] for r in report["variants"]] == ["V1", "V4", "V6"]
-    assert variants.main(["--data-dir", str(tmp_path / "empty"), "--variants", "V1", "--quiet"]) == 2
-    assert "item_info.parquet: file not found" in capsys.readouterr().err
+    assert variants_app.main(["--data-dir", str(tmp_path / "empty"), "--variants", "V1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "item_info.parquet: file not found" in err and len(err.strip().splitlines()) == 1
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
+from model_zoo.config import read_yaml
 from model_zoo.embeddings.variants import EMB_COLUMN, VARIANTS
 
 __all__ = ["MODELS", "BASE_SUFFIXES", "OUTPUT", "variant_blocks", "render", "main"]
@@ -29,7 +30,7 @@ OUTPUT = Path(__file__).resolve().parent / "model_config.yaml"
 
 
 def _base_blocks(model: str) -> Dict[str, Any]:
-    return yaml.safe_load((MODEL_ZOO / model / "model_config.yaml").read_text(encoding="utf-8")) or {}
+    return read_yaml(MODEL_ZOO / model / "model_config.yaml")
 
 
 def codes_only_block(model: str, block: Dict[str, Any]) -> Dict[str, Any]:
