@@ -166,6 +166,23 @@ def test_cache_hit_and_rebuild_on_changed_input_or_config(tmp_path):
     assert not builder.cached["V2"]
 
 
+def test_corrupted_variant_file_is_rebuilt_with_a_warning(world, tmp_path, caplog):
+    first = build("V4", world, tmp_path)
+    good = first.item_info.read_bytes()
+    sidecar = json.loads(first.item_info.with_suffix(".json").read_text())
+    assert sidecar["output_sha256"] == hashlib.sha256(good).hexdigest()
+    flip_byte(first.item_info, len(good) // 2)
+    _, builder = variants.build_variants(["V4"], tmp_path, item_info=world["item_info"],
+                                         item_feature=world["item_feature"], seed=3, progress=False, config=SMALL)
+    assert not builder.cached["V4"], "a corrupted variant file was reused"
+    assert first.item_info.read_bytes() == good
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "item_info_V4.parquet" in warnings[0] and "sha256" in warnings[0]
+    _, builder = variants.build_variants(["V4"], tmp_path, item_info=world["item_info"],
+                                         item_feature=world["item_feature"], seed=3, progress=False, config=SMALL)
+    assert builder.cached["V4"]
+
+
 def test_unknown_variant_and_bad_config_raise_config_error(world, tmp_path):
     with pytest.raises(ConfigError, match=r"unknown embedding_variant 'V44' \(did you mean 'V4'\?\).*V1 \(PCA"):
         build("V44", world, tmp_path)

@@ -27,8 +27,9 @@ vectors get a zero vector and padding codes; PCA and K-means are fitted without 
 
 Caching: ``item_info_<variant>.json`` next to the parquet keeps the build key (sha256 of the builder version, the
 variant's settings, the seed and the sha256 of the input files; V5/V6 also the key of their source variant) and the
-report (explained variance, quantization errors and code usage, ingestion counts). A matching key and output size
-reuse the file; anything else rebuilds it, written through :mod:`model_zoo.fileio` (temp file, rename).
+report (explained variance, quantization errors and code usage, ingestion counts), plus the size and sha256 of the
+output file. A matching key reuses the file only when its sha256 matches the sidecar (a corrupted or modified file
+is rebuilt with a warning); anything else rebuilds it, written through :mod:`model_zoo.fileio` (temp file, rename).
 Settings and their validation: :mod:`model_zoo.embeddings.variant_config` (defaults in ``config/embeddings.yaml``).
 With an ``item_feature`` file other than ``item_feature.parquet`` the outputs carry its stem
 (``item_info_V4__item_feature_minilm.parquet``), so vector sources never overwrite each other.
@@ -63,7 +64,7 @@ __all__ = ["VariantInfo", "VariantBuilder", "VARIANTS", "DEFAULT_CONFIG", "BUILD
            "SID_COLUMN", "FLAG_COLUMN", "ensure_variant", "build_variants", "load_config", "canonical_variant",
            "variant_path"]
 
-BUILDER_VERSION = "variants-1.0"
+BUILDER_VERSION = "variants-1.1"   # 1.1: sidecars record the output's sha256
 EMB_COLUMN = "item_emb_d128"
 SID_COLUMN = "item_sid"
 FLAG_COLUMN = "ingest_flags"
@@ -206,14 +207,17 @@ class VariantBuilder:
         key = _key({"builder": BUILDER_VERSION, "variant": name, "settings": settings,
                     "inputs": {k: v["sha256"] for k, v in inputs.items()},
                     "source_key": dep.report.get("key") if dep else None})
-        if (not self.force and previous and previous.get("key") == key and out.is_file()
-                and out.stat().st_size == previous.get("output_bytes")):
-            info = _info_from_report(name, out, previous)
-            if previous.get("inputs") != inputs:   # refresh the mtimes so the next call skips the hashing
-                atomic_write_json(sidecar, dict(previous, inputs=inputs))
-            self._built[name], self.cached[name] = info, True
-            log.info("embedding variant %s: cached %s", name, out)
-            return info
+        if not self.force and previous and previous.get("key") == key:
+            problem = _output_problem(out, previous)
+            if problem is None:
+                info = _info_from_report(name, out, previous)
+                if previous.get("inputs") != inputs:   # refresh the mtimes so the next call skips the hashing
+                    atomic_write_json(sidecar, dict(previous, inputs=inputs))
+                self._built[name], self.cached[name] = info, True
+                log.info("embedding variant %s: cached %s", name, out)
+                return info
+            if out.is_file():   # present but not what the sidecar describes: never use it
+                log.warning("embedding variant %s: %s: %s; rebuilding it", name, out, problem)
         started = time.perf_counter()
         report = self._build(name, spec, out, key, settings, inputs, dep)
         self.timings[name] = time.perf_counter() - started
@@ -276,6 +280,7 @@ class VariantBuilder:
         bar.update(1)
         bar.close()
         report["output_bytes"] = out.stat().st_size
+        report["output_sha256"] = sha256_file(out)
         report["num_items"] = int(len(flags) - 1)
         report["usable_items"] = int(_usable_rows(flags).sum())
         report["flagged_items"] = int((flags != 0).sum())
@@ -389,11 +394,29 @@ def _matrix(col: pa.ChunkedArray) -> np.ndarray:
 
 
 def _read_json(path: Path) -> Optional[Dict[str, Any]]:
+    """A JSON object from ``path``; None when the file is absent, and None with a warning when it is unreadable."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) else None
+    except (OSError, ValueError) as exc:
+        log.warning("%s: unreadable (%s); ignoring it", path, exc)
+        return None
+    if not isinstance(data, dict):
+        log.warning("%s: expected a JSON object, found %s; ignoring it", path, type(data).__name__)
+        return None
+    return data
+
+
+def _output_problem(out: Path, sidecar: Mapping[str, Any]) -> Optional[str]:
+    """Why the built file ``out`` cannot be reused as described by its sidecar; None when it can."""
+    if not out.is_file():
+        return "file missing"
+    if out.stat().st_size != sidecar.get("output_bytes"):
+        return f"{out.stat().st_size} bytes, its sidecar records {sidecar.get('output_bytes')}"
+    if sha256_file(out) != sidecar.get("output_sha256"):
+        return "sha256 differs from its sidecar (corrupted or modified)"
+    return None
 
 
 def _feature_changes(spec: VariantSpec, dim: int, report: Mapping[str, Any]) -> Tuple[List[Dict[str, Any]], List[str]]:
