@@ -34,7 +34,7 @@ from model_zoo.params import (Metric, Name, NonNegativeInt, PositiveFloat, Posit
 
 __all__ = ["PACKAGE_DIR", "CONFIG_DIR", "read_yaml", "config_file", "dataset_block", "list_expids", "Resolved",
            "resolve_params", "load_params", "validate_params", "parse_overrides", "dump_params", "RUNNER_SCHEMA",
-           "PATH_KEYS", "load_keyed_config", "list_dataset_ids"]
+           "PATH_KEYS", "load_keyed_config", "list_dataset_ids", "dataset_params"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -308,31 +308,44 @@ def resolve_params(expid: str, config_dir: Optional[str | os.PathLike] = None, *
                           f"{', '.join(known[:8])} (python -m model_zoo.apps.runner --list)")
     params: Dict[str, Any] = {}
     origin: Dict[str, str] = {}
-
-    def merge(block: _Block) -> None:
-        if not isinstance(block.values, dict):
-            raise ConfigError(f"{block.where()}: expected a mapping of key: value, found "
-                              f"{type(block.values).__name__} {block.values!r}")
-        base = work if block.shipped else block.path.parent
-        for key, value in block.values.items():
-            params[str(key)] = _absolute(value, base) if key in PATH_KEYS else value
-            origin[str(key)] = block.where()
-
     for block in bases + [expids[expid]]:
-        merge(block)
+        _merge_block(block, params, origin, work)
     if "dataset_id" in (overrides or {}):  # --set dataset_id=X runs the expid on dataset X
         params["dataset_id"], origin["dataset_id"] = overrides["dataset_id"], "--set"
-    dataset_id = params.get("dataset_id")
-    if dataset_id is None:
+    if params.get("dataset_id") is None:
         raise ConfigError(f"{expids[expid].where()}: missing key 'dataset_id'")
+    _merge_dataset(params, origin, cdir, work, overrides or {})
+    for key in _DERIVED_KEYS:
+        if key in params:
+            raise ConfigError(f"{origin[key]}: key '{key}' is set from {_DERIVED_KEYS[key]}, not in a config file")
+    params["model_id"] = expid
+    return Resolved(expid, params, origin, dict(overrides or {}))
+
+
+def _merge_block(block: _Block, params: Dict[str, Any], origin: Dict[str, str], work: Path) -> None:
+    if not isinstance(block.values, dict):
+        raise ConfigError(f"{block.where()}: expected a mapping of key: value, found "
+                          f"{type(block.values).__name__} {block.values!r}")
+    base = work if block.shipped else block.path.parent
+    for key, value in block.values.items():
+        params[str(key)] = _absolute(value, base) if key in PATH_KEYS else value
+        origin[str(key)] = block.where()
+
+
+def _merge_dataset(params: Dict[str, Any], origin: Dict[str, str], cdir: Optional[Path], work: Path,
+                   overrides: Mapping[str, Any]) -> None:
+    """Merge the block of ``params["dataset_id"]`` (dataset keys override model keys), then ``overrides``; derive
+    a synthetic world's file paths from its data_root."""
+    dataset_id = params["dataset_id"]
     datasets = _dataset_blocks(cdir)
     if check_value(dataset_id, Name) is not None:
-        raise ConfigError(f"{origin['dataset_id']}: dataset_id={dataset_id!r}; expected {describe(Name)}")
+        raise ConfigError(f"{origin.get('dataset_id', 'dataset_id')}: dataset_id={dataset_id!r}; expected "
+                          f"{describe(Name)}")
     if dataset_id not in datasets:
-        raise ConfigError(f"{origin['dataset_id']}: dataset_id={dataset_id!r} is not declared"
+        raise ConfigError(f"{origin.get('dataset_id', 'dataset_id')}: dataset_id={dataset_id!r} is not declared"
                           f"{did_you_mean(str(dataset_id), datasets)}; declared: {', '.join(sorted(datasets))}")
-    merge(datasets[dataset_id])
-    for key, value in (overrides or {}).items():
+    _merge_block(datasets[dataset_id], params, origin, work)
+    for key, value in overrides.items():
         params[key] = _absolute(value, Path.cwd()) if key in PATH_KEYS else value
         origin[key] = "--set"
     if isinstance(params.get("synthetic"), dict) and isinstance(params.get("data_root"), str):
@@ -344,11 +357,15 @@ def resolve_params(expid: str, config_dir: Optional[str | os.PathLike] = None, *
                                   f"are {world}/<file> (move them with data_root)")
             params.setdefault(key, str(world / name))
             origin.setdefault(key, f"{origin['synthetic']} (derived from data_root)")
-    for key in _DERIVED_KEYS:
-        if key in params:
-            raise ConfigError(f"{origin[key]}: key '{key}' is set from {_DERIVED_KEYS[key]}, not in a config file")
-    params["model_id"] = expid
-    return Resolved(expid, params, origin, dict(overrides or {}))
+
+
+def dataset_params(dataset_id: str, config_dir: Optional[str | os.PathLike] = None, *,
+                   work_dir: Optional[str | os.PathLike] = None) -> Dict[str, Any]:
+    """The dataset block ``dataset_id`` with paths resolved like the runner's (for tools that need a dataset only)."""
+    work = Path(work_dir).expanduser().resolve() if work_dir else Path.cwd()
+    params: Dict[str, Any] = {"dataset_id": dataset_id}
+    _merge_dataset(params, {}, _user_dir(config_dir), work, {})
+    return params
 
 
 def load_params(expid: str, config_dir: Optional[str | os.PathLike] = None, *,

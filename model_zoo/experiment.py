@@ -27,7 +27,7 @@ from model_zoo.errors import ConfigError
 from model_zoo.layers.mmctr_base import TRAINING_KEYS, MMCTRModel, ModelData
 from model_zoo.registry import get_model
 
-__all__ = ["Experiment", "build_experiment", "prepare_data", "SPLIT_NAMES"]
+__all__ = ["Experiment", "build_experiment", "prepare_data", "model_kwargs", "SPLIT_NAMES"]
 
 SPLIT_NAMES = ("train", "valid", "test")
 
@@ -98,6 +98,16 @@ def _model_data(model_cls: type, params: Mapping[str, Any], files: prepare.Datas
     return data
 
 
+def model_kwargs(params: Mapping[str, Any], model_cls: type) -> Dict[str, Any]:
+    """The constructor arguments of ``model_cls`` from validated params: its config schema's keys, FuxiCTR's
+    training keys, ``model_id`` and ``gpu``; nothing else reaches the model."""
+    schema = model_cls.config_schema()
+    kwargs = {k: v for k, v in params.items() if k in schema}
+    kwargs.update({k: params[k] for k in TRAINING_KEYS if params.get(k) is not None})
+    kwargs.update(model_id=params["model_id"], gpu=params.get("gpu", -1))
+    return kwargs
+
+
 def build_experiment(params: Mapping[str, Any], *, cache_dir: Path, progress: bool = True,
                      model_cls: Optional[type] = None) -> Experiment:
     """Data + model from validated params (``model_zoo.config.validate_params``) plus ``gpu``.
@@ -111,8 +121,5 @@ def build_experiment(params: Mapping[str, Any], *, cache_dir: Path, progress: bo
     params, files, feature_map, item_table = prepare_data(params, cache_dir=cache_dir, progress=progress)
     data = _model_data(model_cls, params, files, item_table)
     seed_everything(seed=params["seed"])
-    schema = model_cls.config_schema()
-    kwargs = {k: v for k, v in params.items() if k in schema}
-    kwargs.update({k: params[k] for k in TRAINING_KEYS if params.get(k) is not None})
-    model = model_cls(feature_map, model_id=params["model_id"], gpu=params.get("gpu", -1), data=data, **kwargs)
+    model = model_cls(feature_map, data=data, **model_kwargs(params, model_cls))
     return Experiment(params=params, files=files, feature_map=feature_map, item_table=item_table, model=model)

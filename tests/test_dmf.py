@@ -1,34 +1,43 @@
 """DMF (Decoupled Multimodal Fusion): equivalences, edge cases and config errors (dmf_spec.md section 12)."""
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import re
+from pathlib import Path
 from typing import Tuple
 
 import pytest
 import torch
 
+from conftest import validated
 from model_zoo.datasets import prepare
 from model_zoo.datasets.loader import MMCTRBatch
-from model_zoo.DMF.DMF import DMF, DecoupledTargetAttention, EarlyFusionTargetAttention, _masked_softmax
+from model_zoo.DMF.attention import masked_softmax as _masked_softmax
+from model_zoo.DMF.DMF import DMF, DecoupledTargetAttention, EarlyFusionTargetAttention
+from model_zoo.errors import DataError
+from model_zoo.experiment import build_experiment
 from model_zoo.layers import similarity
 from model_zoo.layers.similarity import (SimilarityBucketizer, SimilarityHistogram, equal_width_edges,
                                          quantile_edges, segment_cosines)
 
 
+@pytest.fixture()
+def model_params(work_dir):
+    """Factory: validated params of an expid on the session's work dir."""
+    return lambda expid: validated(expid, work_dir)
+
+
 def build(model_params, seed: int = 0, attach: bool = True, **overrides) -> Tuple[DMF, MMCTRBatch, dict, object]:
-    """DMF from ``DMF_test`` params (plus overrides) on the tiny world, and its first 64 valid rows."""
-    params = {**model_params("DMF_test"), **overrides}
-    files = prepare.locate_data(params, progress=False)
-    feature_map = prepare.build_feature_map(params, files.data_dir)
-    item_table = prepare.load_item_table(params, files)
-    torch.manual_seed(seed)
-    model = DMF(feature_map, **params)
-    if attach:
-        model.attach_data(files, params)
-    batch = prepare.make_loader(files.valid, params, item_table, train=False).batch(slice(0, 64))
-    return model, batch, params, (files, item_table)
+    """DMF from ``DMF_test`` params plus ``overrides`` (model-level: not re-validated, so switched-off parts may keep
+    their keys) on the tiny world, and its first 64 valid rows. ``attach=False`` builds it without its data."""
+    params = {**model_params("DMF_test"), "seed": seed, **overrides}
+    exp = build_experiment(params, cache_dir=Path(params["data_root"]).parent / "cache", progress=False)
+    model = exp.model
+    if not attach:
+        torch.manual_seed(seed)
+        model = DMF(exp.feature_map, **{k: v for k, v in params.items() if k in DMF.config_schema()},
+                    model_root=params["model_root"], metrics=params["metrics"], verbose=0)
+    return model, exp.loader("valid").batch(slice(0, 64)), exp.params, (exp.files, exp.item_table)
 
 
 def randomize_buckets(module: torch.nn.Module) -> None:
@@ -216,7 +225,7 @@ def test_quantile_edges_cover_all_buckets_on_training_data(model_params):
     edges = model.bucketizer.edges
     assert torch.isfinite(edges).all() and (edges.diff(dim=-1) > 0).all()
     counts = torch.zeros(model.bucketizer.num_modalities, 16, dtype=torch.long)
-    for batch in prepare.make_loader(files.train, params, item_table, train=False):
+    for batch in prepare.make_loader(files.train, {**params, "shuffle": False}, item_table, train=False):
         rows, length = batch.mask.shape
         mm = model._mm_vectors(batch.item_dict).view(rows, length + 1, -1)
         ids = model.bucketizer(segment_cosines(mm[:, -1], mm[:, :-1], model.mm_dims))  # (B, K, L)
@@ -308,8 +317,8 @@ def test_each_cmm_mode_trains_one_step(model_params, cmm_mode):
     ("bucket_edges", "log", r"bucket_edges='log'; expected one of \('equal_width', 'quantile'\)"),
     ("mm_source", "item_emb", r"mm_source='item_emb'; expected one of \('item_feature', 'item_info'\)"),
     ("num_heads", 3, r"num_heads=3; expected a divisor of attention_dim=8"),
-    ("num_buckets", 1, r"num_bins=1; expected an integer >= 2"),
-    ("cmm_weight", 1.5, r"cmm_weight=1.5; expected a value in \[0, 1\]"),
+    ("num_buckets", 1, r"DMF: num_buckets=1; expected an integer >= 2"),
+    ("cmm_weight", 1.5, r"DMF: cmm_weight=1.5; expected a number >= 0 and <= 1"),
     ("mm_item_info_column", "item_emb_v9", r"mm_item_info_column='item_emb_v9' is not an item feature"),
 ])
 def test_invalid_config_raises(model_params, key, value, match):
@@ -322,21 +331,30 @@ def test_at_least_one_pathway(model_params):
         build(model_params, attach=False, use_dta=False, use_histogram=False)
 
 
-def test_forward_without_attach_data_raises(model_params):
+def test_forward_without_its_data_raises(model_params):
     model, batch, _, _ = build(model_params, attach=False)
-    with pytest.raises(RuntimeError, match=r"call model\.attach_data\(files, params\)"):
+    with pytest.raises(RuntimeError, match=r"no multimodal tables; build the model with data=ModelData"):
         model(batch)
     model, batch, _, _ = build(model_params, attach=False, mm_source="item_info", bucket_edges="quantile")
-    with pytest.raises(RuntimeError, match=r"never fitted; call model\.attach_data"):
+    with pytest.raises(RuntimeError, match=r"never fitted; build the model with a train sample"):
         model(batch)
+
+
+def test_data_requirements_follow_the_config(model_params):
+    params = model_params("DMF_test")
+    needs = DMF.data_requirements(params)
+    assert needs.item_feature_columns == ("txt_emb_BERT", "img_emb_CLIPRN50") and needs.train_sample_rows == 0
+    needs = DMF.data_requirements({**params, "bucket_edges": "quantile", "quantile_fit_rows": 99})
+    assert needs.train_sample_rows == 99
+    needs = DMF.data_requirements({**params, "mm_source": "item_info", "bucket_edges": "quantile"})
+    assert needs.item_feature_columns == () and needs.item_info_columns == ("item_emb_d128",)
+    assert not DMF.data_requirements({**params, "use_dta": False, "bucket_edges": "quantile"}).train_sample_rows
 
 
 def test_missing_item_feature_file_is_a_data_error(model_params, tmp_path):
-    model, _, params, (files, _) = build(model_params, attach=False)
-    params = {**params, "item_feature": str(tmp_path / "nope.parquet")}
-    files = dataclasses.replace(files, data_dir=tmp_path)  # no item_feature.parquet there either
-    with pytest.raises(ValueError, match="mm_source: item_info"):
-        model.attach_data(files, params)
+    params = {**model_params("DMF_test"), "item_feature": str(tmp_path / "nope.parquet")}
+    with pytest.raises(DataError, match=r"no file at item_feature: .*nope.parquet.*mm_source: item_info"):
+        build_experiment(params, cache_dir=tmp_path, progress=False)
 
 
 def test_checkpoint_keeps_quantile_edges_not_mm_tables(model_params, tmp_path):
@@ -349,13 +367,12 @@ def test_checkpoint_keeps_quantile_edges_not_mm_tables(model_params, tmp_path):
     model.save_weights(tmp_path / "m.pt")
     saved = torch.load(tmp_path / "m.pt")
     assert sum(t.numel() for t in saved.values()) < 0.1 * model.mm_table.numel()
-    other, _, _, (files, _) = build(model_params, seed=1, attach=False, bucket_edges="quantile")
+    other, _, _, _ = build(model_params, seed=1, attach=False, bucket_edges="quantile")
     other.load_weights(tmp_path / "m.pt")  # restores the fitted edges ...
     assert torch.equal(other.bucketizer.edges, model.bucketizer.edges) and other.bucketizer.fitted
-    with pytest.raises(RuntimeError, match="attach_data"):  # ... but the MM tables come from the data
+    with pytest.raises(RuntimeError, match="no multimodal tables"):  # ... but the MM tables come from the data
         other(batch)
-    params = {**model_params("DMF_test"), "bucket_edges": "quantile"}
-    other.attach_data(files, params)
+    other.attach_mm_vectors(model.mm_table.clone(), model.mm_dims)
     model.eval(), other.eval()
     with torch.no_grad():
         torch.testing.assert_close(other(batch)["y_pred"], model(batch)["y_pred"])

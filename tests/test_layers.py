@@ -13,8 +13,9 @@ import pytest
 import torch
 from fuxictr.pytorch.layers import BilinearInteractionV2, CrossNetMix, CrossNetV2
 
-from model_zoo.config import load_params
+from conftest import validated
 from model_zoo.datasets import prepare
+from model_zoo.experiment import model_kwargs
 from model_zoo.datasets.loader import MMCTRBatch
 from model_zoo.DIN_CrossNet import DIN_CrossNet, build_crossnet
 from model_zoo.DIN_SENet import DIN_SENet
@@ -127,8 +128,8 @@ def test_backbone_example_runs():
 
 # ---- the models on the backbone ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def feature_map(tmp_path_factory):
-    return prepare.build_feature_map(load_params("DIN_SENet_test"), tmp_path_factory.mktemp("feature_map"))
+def feature_map(work_dir):
+    return prepare.build_feature_map(validated("DIN_SENet_test", work_dir), work_dir / "cache")
 
 
 @pytest.fixture(scope="module")
@@ -153,14 +154,15 @@ def _row(batch: MMCTRBatch, i: int) -> MMCTRBatch:
 
 
 def _params(expid: str, tmp_path: Path, **overrides: Any) -> Dict[str, Any]:
-    params = load_params(expid)
-    params.update(model_root=str(tmp_path / "ckpt"), verbose=0, gpu=-1, **overrides)
-    return params
+    """Validated params of ``expid`` plus model-level ``overrides`` (not re-validated)."""
+    return {**validated(expid, tmp_path), **overrides}
 
 
 def _build(model_cls, feature_map, tmp_path: Path, seed: int = 0, **overrides: Any):
     torch.manual_seed(seed)
-    return model_cls(feature_map, **_params(f"{model_cls.__name__}_test", tmp_path, **overrides)).eval()
+    params = _params(f"{model_cls.__name__}_test", tmp_path, **overrides)
+    injected = {k: v for k, v in overrides.items() if k not in model_cls.config_schema()}  # e.g. crossnet=Module
+    return model_cls(feature_map, **model_kwargs(params, model_cls), **injected).eval()
 
 
 def test_model_fields_follow_the_feature_map(feature_map, batch, tmp_path):

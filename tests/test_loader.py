@@ -1,23 +1,19 @@
 """The data path: the tensor join equals a brute-force per-row join; seeded, complete, deterministic shuffling."""
 from __future__ import annotations
 
-import platform
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from model_zoo.config import REPO_ROOT
 from model_zoo.datasets import prepare
 from model_zoo.datasets.loader import ItemInfoTable, MMCTRDataLoader
 
 
 @pytest.fixture(scope="module")
-def parts(tiny_world):
-    params, files = tiny_world["params"], tiny_world["files"]
+def parts(tiny_params):
+    params = tiny_params
+    files = prepare.locate_data(params, progress=False)
     table = prepare.load_item_table(params, files)
     loader = prepare.make_loader(files.train, params, table, train=True)
     return params, files, table, loader
@@ -78,29 +74,3 @@ def test_epoch_covers_every_row_once_in_seeded_order(parts):
 def test_bad_batch_size():
     with pytest.raises(ValueError, match="batch_size=0"):
         MMCTRDataLoader({"item_seq": np.zeros((2, 2)), "item_id": np.ones(2)}, ItemInfoTable({"item_id": np.arange(2)}), 0)
-
-
-_PAGE_FAULTS_PER_ALLOCATION = """
-import resource, sys, torch
-from model_zoo.datasets.loader import keep_large_allocations_on_heap
-if sys.argv[1] == "on":
-    assert keep_large_allocations_on_heap()
-for _ in range(3):  # warm up: the first allocation always faults its pages in
-    torch.ones(40 << 20, dtype=torch.uint8)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
-    assert int(torch.ones(40 << 20, dtype=torch.uint8)[-1]) == 1  # 40 MB: above glibc's default mmap threshold
-print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
-"""
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt thresholds are glibc's")
-def test_keep_large_allocations_on_heap_recycles_large_blocks():
-    """Without the setting every 40 MB allocation faults its ~10k pages in afresh; with it the heap recycles them."""
-    faults = {}
-    for mode in ("off", "on"):
-        out = subprocess.run([sys.executable, "-c", _PAGE_FAULTS_PER_ALLOCATION, mode], capture_output=True,
-                             text=True, check=True, cwd=REPO_ROOT)
-        faults[mode] = float(out.stdout.split()[-1])
-    assert faults["off"] > 5000, faults  # 40 MB / 4 KB pages = 10,240
-    assert faults["on"] < faults["off"] / 4, faults  # measured 3 to 2,051 (run to run, heap layout) vs 10,244

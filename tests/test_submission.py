@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,15 +10,13 @@ from typing import List
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from sklearn.metrics import roc_auc_score
 
-from model_zoo.config import CONFIG_DIR, REPO_ROOT, load_params
+from conftest import run_cli, shared_data_args
+from model_zoo.apps.results import read_results
+from model_zoo.apps.submission import AUC_TOLERANCE, make_submission, score_prediction, write_prediction
 from model_zoo.errors import ConfigError, DataError
-from model_zoo.submission import AUC_TOLERANCE, make_submission, score_prediction, write_prediction
-from model_zoo.tuner import read_result_rows
 
-RUNNER = str(REPO_ROOT / "run_expid.py")
 DATASET = "MicroLens_synth_tiny"
 EXPID = "DIN_test"
 
@@ -79,15 +75,15 @@ def test_reordered_predictions_are_caught(tmp_path):
 # Slow: through the runner on the tiny synthetic world, then again from the saved checkpoint
 # ---------------------------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_submission_rows_in_test_order_and_auc_equals_evaluation(tmp_path, data_root, tiny_world, redirected_config):
-    cfg = redirected_config(tmp_path, DATASET, [EXPID], data_root)
-    results, out_dir = tmp_path / "results.csv", tmp_path / "submission"
-    run = subprocess.run([sys.executable, RUNNER, "--config", str(cfg), "--expid", EXPID, "--results", str(results),
-                          "--submission", str(out_dir)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+def test_submission_rows_in_test_order_and_auc_equals_evaluation(tmp_path, work_dir):
+    results, out_dir = tmp_path / "results" / "results.csv", tmp_path / "submission"
+    common = ["--output-dir", str(tmp_path)]
+    run = run_cli(["--expid", EXPID, *common, *shared_data_args(work_dir), "--submission", str(out_dir)],
+                  cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
-    (row,) = read_result_rows(results)
+    (row,) = read_results(results, required=True).rows
 
-    data_dir = Path(load_params(EXPID, cfg)["data_root"]) / DATASET
+    data_dir = work_dir / "data" / DATASET
     num_test = pq.ParquetFile(data_dir / "test.parquet").metadata.num_rows
     rows = read_prediction(out_dir / "prediction.csv")
     assert rows[0] == ["ID", "Task2"]
@@ -109,10 +105,24 @@ def test_submission_rows_in_test_order_and_auc_equals_evaluation(tmp_path, data_
         assert zf.read("prediction.csv") == (out_dir / "prediction.csv").read_bytes()
 
     # From the saved checkpoint, without retraining: the same file, byte for byte.
-    again = subprocess.run([sys.executable, "-m", "model_zoo.submission", "--config", str(cfg), "--expid", EXPID,
-                            "--out", str(tmp_path / "again"), "--results", str(results)],
-                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    again = run_cli(["--run-dir", row["run_dir"], *common, "--out", str(tmp_path / "again")], cwd=tmp_path,
+                    module="model_zoo.apps.submission")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "(match)" in again.stdout
     assert (tmp_path / "again" / "prediction.csv").read_bytes() == (out_dir / "prediction.csv").read_bytes()
-    assert len(read_result_rows(results)) == 1, "no retraining, no new result row"
+    assert len(read_results(results).rows) == 1, "no retraining, no new result row"
+    latest = run_cli(["--expid", EXPID, *common, "--out", str(tmp_path / "latest")], cwd=tmp_path,
+                     module="model_zoo.apps.submission")
+    assert latest.returncode == 0, latest.stderr[-3000:]  # --expid: its latest finished run under model_root
+    assert (tmp_path / "latest" / "prediction.csv").read_bytes() == (out_dir / "prediction.csv").read_bytes()
+    other = run_cli(["--expid", "DMF_test", *common], cwd=tmp_path, module="model_zoo.apps.submission")
+    assert other.returncode == 2 and "no finished run of 'DMF_test'" in other.stderr
+
+
+def test_unfinished_run_is_refused(tmp_path):
+    from model_zoo.apps.run_record import RunRecord
+    record = RunRecord.create(tmp_path / "ckpt", DATASET, EXPID)
+    record.write_params({"model": "DIN"})
+    record.set_status("interrupted", signal="SIGINT")
+    out = run_cli(["--run-dir", str(record.dir)], cwd=tmp_path, module="model_zoo.apps.submission")
+    assert out.returncode == 2 and "is 'interrupted', not finished" in out.stderr

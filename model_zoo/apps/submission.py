@@ -191,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from model_zoo.apps.runner import prepare_process
+    prepare_process()  # the runner's numerics, so predictions equal the training run's bit for bit
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     work = Path(args.output_dir).resolve() if args.output_dir else Path.cwd()
     try:

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from model_zoo.config import dataset_block, resolve_path
+from model_zoo.config import dataset_params
+from model_zoo.datasets.prepare import locate_data
 from model_zoo.defaults import DEFAULT_SEED
 from model_zoo.embeddings.variants import VARIANTS, VariantBuilder, VariantInfo, build_variants
 from model_zoo.errors import ZooError
@@ -66,15 +67,10 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def _dataset_paths(dataset_id: str, progress: bool) -> Tuple[Path, Path, Optional[Path]]:
     """(data_dir, item_info, item_feature) of a declared dataset (a synthetic one is generated first)."""
-    block = dataset_block(dataset_id)
-    data_dir = resolve_path(block["data_root"]) / dataset_id
-    if block.get("synthetic"):
-        from model_zoo.datasets.synthetic import ensure_synthetic
-        synth = dict(block["synthetic"])
-        ensure_synthetic(data_dir, preset=synth.pop("preset", "tiny"), seed=synth.pop("seed", None),
-                         progress=progress, **synth)
-    feature = resolve_path(block["item_feature"]) if block.get("item_feature") else None
-    return data_dir, resolve_path(block["item_info"]), feature
+    params = dataset_params(dataset_id)
+    files = locate_data(params, progress=progress)
+    feature = Path(params["item_feature"]) if params.get("item_feature") else None
+    return files.data_dir, files.item_info, feature
 
 
 def _parser() -> argparse.ArgumentParser:

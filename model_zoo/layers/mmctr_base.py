@@ -9,6 +9,7 @@ of extra data a model needs (:meth:`MMCTRModel.data_requirements`), atomic check
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import logging
 import typing
@@ -25,7 +26,8 @@ from torch import Tensor, nn
 
 from model_zoo.datasets.loader import MMCTRBatch
 from model_zoo.fileio import atomic_write
-from model_zoo.params import Loss, Optimizer, PositiveFloat, PositiveInt, Regularizer, annotations_of
+from model_zoo.errors import ConfigError
+from model_zoo.params import Loss, Optimizer, PositiveFloat, PositiveInt, Regularizer, annotations_of, check_value
 
 __all__ = ["MMCTRModel", "DataRequirements", "ModelData", "Predictions", "TRAINING_KEYS"]
 
@@ -74,6 +76,24 @@ class Predictions:
     group: Optional[np.ndarray]
 
 
+def _checked_init(init: Any) -> Any:
+    """Wrap a model constructor so that every argument passed explicitly is checked against its annotation
+    (``model_zoo.params``): a model built from Python gets the same value checks as one built from a config."""
+    @functools.wraps(init)
+    def checked(self, *args: Any, **kwargs: Any) -> None:
+        hints = annotations_of(init)
+        bound = inspect.signature(init).bind_partial(self, *args, **kwargs)
+        owner = init.__qualname__.split(".")[0]
+        for name, value in bound.arguments.items():
+            if name in _NOT_CONFIG or name not in hints or _takes_module(hints[name]):
+                continue
+            expected = check_value(value, hints[name])
+            if expected:
+                raise ConfigError(f"{owner}: {name}={value!r}; expected {expected}")
+        init(self, *args, **kwargs)
+    return checked
+
+
 def _takes_module(annotation: Any) -> bool:
     args = typing.get_args(annotation) or (annotation,)
     return any(isinstance(a, type) and issubclass(a, nn.Module) for a in args)
@@ -102,6 +122,11 @@ class MMCTRModel(BaseModel):
     skip_padding_items: bool = True
     # Keys of *other* classes a subclass exposes (name -> owning class); see TargetAttentionModel.
     exposed_keys: ClassVar[Dict[str, type]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _checked_init(cls.__dict__["__init__"])
 
     def __init__(self, feature_map, model_id: str = "MMCTRModel", gpu: int = -1, embedding_dim: PositiveInt = 64,
                  accumulation_steps: PositiveInt = 1, embedding_regularizer: Regularizer = 0.0,
@@ -292,3 +317,6 @@ class MMCTRModel(BaseModel):
                                         flatten_emb=True)  # (n + B, D)
         num_valid = rows.numel()
         return item_emb[num_valid:], rows, item_emb[:num_valid]
+
+
+MMCTRModel.__init__ = _checked_init(MMCTRModel.__init__)
