@@ -13,7 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from model_zoo.apps import generate as generate_app
 from model_zoo.datasets import synthetic as synth
+from model_zoo.datasets.synthetic import writers
 from model_zoo.datasets.synthetic import (DATA_FILES, PRESETS, TRUTH_FILES, SynthConfig, config_hash,
                                           ensure_synthetic, generate, make_config, vocab_sizes)
 from model_zoo.embeddings.pca import fit_pca, pca_variants
@@ -262,7 +264,7 @@ def test_failed_generation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(synth, "_write_ground_truth", boom)
+    monkeypatch.setattr(writers, "write_ground_truth", boom)
     with pytest.raises(RuntimeError):
         generate(PRESETS["tiny"], tmp_path / "broken", progress=False)
     assert list(tmp_path.iterdir()) == []
@@ -279,10 +281,10 @@ def test_refuses_to_overwrite_foreign_directory(tmp_path: Path) -> None:
 
 
 def test_cli(world: Dict, capsys: pytest.CaptureFixture) -> None:
-    assert synth.main(["--preset", "tiny", "--out", str(world["out"]), "--quiet"]) == 0
+    assert generate_app.main(["--preset", "tiny", "--out", str(world["out"]), "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "MicroLens_synth_tiny" in text and "cached" in text and "oracle AUC" in text
-    assert synth.main(["--preset", "huge", "--out", str(world["out"])]) == 2
+    assert generate_app.main(["--preset", "huge", "--out", str(world["out"])]) == 2
     assert "allowed presets" in capsys.readouterr().err
 
 

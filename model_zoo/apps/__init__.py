@@ -1,0 +1,1 @@
+"""Applications: what a user does with the library (generate synthetic worlds, ...)."""
