@@ -90,7 +90,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config field (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:       # usage error (code 2, one line already printed) or --help (code 0)
+        return int(exc.code or 0)
     try:
         out = Path(args.out)
         overrides = parse_overrides(args.world, args.overrides)
