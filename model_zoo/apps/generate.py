@@ -1,9 +1,10 @@
 """Generate a seeded synthetic world with the MicroLens_1M_x1 schema (or reuse the verified one already there).
 
-    python -m model_zoo.apps.generate --world microlens_synth --preset small --out data/MicroLens_synth_small
+    python -m model_zoo.apps.generate --world seqneg --preset small --out data/MicroLens_seqneg_small
     python -m model_zoo.apps.generate --world microlens_synth --preset tiny --out /tmp/w --seed 7 --set num_train=2000
 
-Worlds: ``microlens_synth`` (Bernoulli clicks, :mod:`model_zoo.datasets.synthetic.world`). Without ``--force`` a world made from
+Worlds: ``microlens_synth`` (Bernoulli clicks, :mod:`model_zoo.datasets.synthetic.world`) and ``seqneg`` (latest
+interaction + sampled negatives, :mod:`model_zoo.datasets.synthetic.seqneg`). Without ``--force`` a world made from
 the same config whose files all match their manifest sha256 is reused; ``--force`` regenerates it, replacing the old
 world only once the new one is complete. ``--set key=value`` overrides one config field (repeatable; a tuple field
 takes comma-separated numbers). Bad input exits with code 2 and a one-line error.
@@ -74,6 +75,9 @@ def summary(manifest: Dict[str, Any], out: Path, cached: bool) -> str:
     h = manifest["hist_len"]["train"]
     lines.append(f"  items {manifest['num_items']:,}  users {manifest['num_users']:,}  history length "
                  f"min {h['min']} median {h['median']:g} mean {h['mean']:.2f} max {h['max']}")
+    cold = manifest.get("cold_target_share")
+    if cold:
+        lines.append("  cold targets (share of rows): " + ", ".join(f"{s} {v['rows']:.3f}" for s, v in cold.items()))
     lines.append(f"  generated in {manifest['seconds']:.1f} s (generator {manifest['generator_version']}, "
                  f"config {manifest['config_hash'][:12]})")
     return "\n".join(lines)
@@ -84,7 +88,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _Parser(prog="python -m model_zoo.apps.generate", description=__doc__.splitlines()[0])
     parser.add_argument("--world", default=DEFAULT_WORLD, help=f"one of: {', '.join(WORLDS)} (default {DEFAULT_WORLD})")
     parser.add_argument("--preset", default="tiny", help="tiny, small or full (default tiny)")
-    parser.add_argument("--out", required=True, help="output directory, e.g. data/MicroLens_synth_small")
+    parser.add_argument("--out", required=True, help="output directory, e.g. data/MicroLens_seqneg_small")
     parser.add_argument("--seed", type=int, default=None, help="override the preset's seed")
     parser.add_argument("--force", action="store_true", help="regenerate even when a verified world is there")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

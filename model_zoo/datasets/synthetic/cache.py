@@ -22,7 +22,7 @@ from model_zoo.errors import DataError
 from model_zoo.fileio import atomic_write_json, publish_dir, remove_stale_temp, sha256_file, temp_dir_for
 from model_zoo.schema import DATA_FILES
 
-from . import world
+from . import seqneg, world
 from ._common import make_bar
 from .config import DEFAULT_WORLD, WorldConfig, config_hash, make_config, world_of
 from .writers import MANIFEST, TRUTH_FILES
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # world name -> (generate_into(config, out, bar) -> manifest, progress_total(config) -> int)
 _GENERATORS: Mapping[str, tuple] = {
     "microlens_synth": (world.generate_into, world.progress_total),
+    "seqneg": (seqneg.generate_into, seqneg.progress_total),
 }
 
 
@@ -137,7 +138,7 @@ def ensure_synthetic(out_dir: str | Path, preset: str = "tiny", seed: Optional[i
         out_dir: the world's directory, e.g. ``data/MicroLens_synth_small``.
         preset: a preset name of the world (``tiny``, ``small``, ``full``).
         seed: the generator seed (None = the preset's).
-        world: the world's name (``microlens_synth``).
+        world: ``microlens_synth`` or ``seqneg``.
         progress: show a tqdm bar while generating.
         **overrides: config fields replacing the preset's values.
 

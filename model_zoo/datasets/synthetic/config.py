@@ -1,9 +1,11 @@
 """Configurations of the synthetic worlds: every size and coefficient, the presets, the cache key and the vocab sizes.
 
-Worlds share the MicroLens_1M_x1 schema (``model_zoo.schema``) and differ in how rows and labels come about:
+Two worlds share the MicroLens_1M_x1 schema (``model_zoo.schema``) and differ in how rows and labels come about:
 
 * ``microlens_synth`` (:class:`SynthConfig`, :mod:`.world`): Bernoulli clicks on a score of target popularity,
   user interest and target/history content similarity.
+* ``seqneg`` (:class:`SeqNegConfig`, :mod:`.seqneg`): positive-only sequences; each user's latest interaction is the
+  positive and sampled items sharing its history are the negatives.
 
 A config is a frozen dataclass: every field is type-checked and range-checked on construction (ConfigError naming
 the field, the value and what is allowed). :func:`config_hash` (canonical JSON of the config plus the generator
@@ -24,10 +26,12 @@ import numpy as np
 from model_zoo.errors import ConfigError, did_you_mean
 from model_zoo.schema import ITEM_EMB_DIM, ITEM_TAGS_LENGTH, LEVEL_VOCAB
 
-__all__ = ["GENERATOR_VERSION", "SynthConfig", "WorldConfig", "PRESETS", "WORLDS", "DEFAULT_WORLD", "World", "make_config", "config_hash", "vocab_sizes",
+__all__ = ["GENERATOR_VERSION", "SEQNEG_GENERATOR_VERSION", "SynthConfig", "SeqNegConfig", "WorldConfig", "PRESETS",
+           "SEQNEG_PRESETS", "WORLDS", "DEFAULT_WORLD", "World", "make_config", "config_hash", "vocab_sizes",
            "world_of"]
 
 GENERATOR_VERSION = "microlens-synth-1.1"          # world "microlens_synth"; part of its cache key
+SEQNEG_GENERATOR_VERSION = "microlens-seqneg-1.0"  # world "seqneg"
 DEFAULT_WORLD = "microlens_synth"
 
 
@@ -184,7 +188,122 @@ class SynthConfig:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
 
-WorldConfig = Union[SynthConfig]
+@dataclass(frozen=True)
+class SeqNegConfig:
+    """Every size and coefficient of the ``seqneg`` (sampled-negatives) world; the process is in :mod:`.seqneg`.
+
+    Row counts are given per split; users = groups of ``num_negatives + 1`` rows (the last group of a split may be
+    shorter), so ``num_users`` is derived.
+    """
+
+    name: str = "custom"                 # dataset id suffix: MicroLens_seqneg_<name>
+    seed: int = 2025
+    # sizes
+    num_items: int = 400
+    num_train: int = 4000                # rows (1 positive + num_negatives negatives per user)
+    num_valid: int = 1000
+    num_test: int = 1000
+    num_tags: int = 200
+    num_topics: int = 5
+    seq_len: int = 100
+    # item latent content, popularity, tags, titles (as SynthConfig)
+    shared_dim: int = 16
+    text_only_dim: int = 8
+    image_only_dim: int = 8
+    topic_spread: float = 0.7
+    topic_concentration: float = 3.0
+    pop_sigma: float = 1.5               # std of log-popularity (lognormal popularity)
+    likes_noise: float = 0.5
+    views_noise: float = 0.8
+    tag_count_probs: Tuple[float, ...] = (0.2, 0.25, 0.25, 0.2, 0.1)
+    tag_topic_prob: float = 0.85
+    tag_skew: float = 2.0
+    title_min_words: int = 3
+    title_max_words: int = 8
+    title_topic_prob: float = 0.6
+    title_offtopic_prob: float = 0.08
+    # modalities: offset / signal / noise energies set so that item-to-item cosines sit in MiniLM's band
+    text_signal: float = 0.0286
+    text_offset: float = 0.0217
+    text_noise: float = 0.039
+    image_signal: float = 0.0828
+    image_offset: float = 0.0665
+    image_noise: float = 0.111
+    # timeline (time runs over [0, 1])
+    initial_item_share: float = 0.3      # items present at time 0
+    late_item_share: float = 0.33        # items arriving after split_time (the valid/test period)
+    split_time: float = 0.9              # train positives before it, valid/test positives after it
+    start_time: float = 0.1              # earliest positive of a train user
+    history_window: float = 0.05         # a user's history events lie in [t_pos - window, t_pos)
+    # users and histories
+    user_topic_probs: Tuple[float, ...] = (0.5, 0.35, 0.15)           # P(1, 2, 3 long-term topics)
+    min_hist_len: int = 3
+    hist_len_mu: float = 1.25
+    hist_len_sigma: float = 0.95
+    # next-item process
+    next_item_mix: Tuple[float, ...] = (0.08, 0.3, 0.62)  # P(popularity, long-term interest, sequential)
+    pop_alpha: float = 1.0               # popularity exponent of the popularity and interest components
+    freshness_boost: float = 3.0         # weight x (1 + boost * exp(-(t - arrival) / tau)) for new items
+    freshness_tau: float = 0.02
+    recent_k: int = 5                    # the sequential component looks at the last recent_k items
+    recency_decay: float = 0.5           # weight of the k-th most recent item ~ decay ** (k - 1)
+    num_neighbors: int = 32              # content neighbours per item (within its topic)
+    neighbor_temp: float = 10.0          # neighbour weight ~ exp(neighbor_temp * latent cosine)
+    # negatives
+    num_negatives: int = 3
+    negative_power: float = 0.5          # negatives ~ popularity ** power over items available at t (0 = uniform)
+
+    def __post_init__(self) -> None:
+        _coerce_fields(self)
+        _check_item_side(self)
+        _require(self, ("num_train", "num_valid", "num_test", "recent_k", "num_neighbors", "num_negatives"),
+                 lambda v: v >= 1, ">= 1")
+        _require(self, ("pop_alpha", "freshness_boost", "neighbor_temp", "negative_power", "hist_len_sigma"),
+                 lambda v: v >= 0, ">= 0")
+        _require(self, ("initial_item_share", "late_item_share"), lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+        if self.initial_item_share + self.late_item_share > 1.0:
+            raise ConfigError("SeqNegConfig.initial_item_share + late_item_share must be <= 1, got "
+                              f"{self.initial_item_share} + {self.late_item_share}")
+        if not 0.0 < self.start_time < self.split_time < 1.0:
+            raise ConfigError(f"SeqNegConfig needs 0 < start_time < split_time < 1, got start_time="
+                              f"{self.start_time}, split_time={self.split_time}")
+        if not 0.0 < self.history_window <= self.start_time:
+            raise ConfigError(f"SeqNegConfig.history_window must lie in (0, start_time={self.start_time}], "
+                              f"got {self.history_window}")
+        if self.freshness_tau < 0.005:   # exp(1 / tau) must stay far inside float64 range
+            raise ConfigError(f"SeqNegConfig.freshness_tau must be >= 0.005, got {self.freshness_tau}")
+        if not 0.0 < self.recency_decay <= 1.0:
+            raise ConfigError(f"SeqNegConfig.recency_decay must lie in (0, 1], got {self.recency_decay}")
+        if len(self.next_item_mix) != 3 or self.next_item_mix[0] + self.next_item_mix[1] <= 0:
+            raise ConfigError("SeqNegConfig.next_item_mix needs 3 entries (popularity, interest, sequential) with "
+                              f"popularity + interest > 0 (the first item has no history), got {self.next_item_mix}")
+
+    @property
+    def latent_dim(self) -> int:
+        """Width of the item latent vector (shared + text-only + image-only)."""
+        return self.shared_dim + self.text_only_dim + self.image_only_dim
+
+    @property
+    def group_size(self) -> int:
+        """Rows per user: the positive and its negatives."""
+        return self.num_negatives + 1
+
+    def num_groups(self, split: str) -> int:
+        """Users of ``split`` (the last one may hold fewer than ``group_size`` rows)."""
+        rows = {"train": self.num_train, "valid": self.num_valid, "test": self.num_test}[split]
+        return -(-rows // self.group_size)
+
+    @property
+    def num_users(self) -> int:
+        """Users over the three splits (each user has exactly one positive, in one split)."""
+        return sum(self.num_groups(s) for s in ("train", "valid", "test"))
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-friendly dict of every field (tuples become lists)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+WorldConfig = Union[SynthConfig, SeqNegConfig]
 
 PRESETS: Mapping[str, SynthConfig] = types.MappingProxyType({
     "tiny": SynthConfig(name="tiny", num_items=400, num_users=300, num_train=4000, num_valid=1000, num_test=1000,
@@ -194,6 +313,16 @@ PRESETS: Mapping[str, SynthConfig] = types.MappingProxyType({
     "full": SynthConfig(name="full", num_items=91_717, num_users=1_000_000, num_train=3_600_000,
                         num_valid=10_000, num_test=379_142, num_tags=11_740, num_topics=20),
 })
+
+SEQNEG_PRESETS: Mapping[str, SeqNegConfig] = types.MappingProxyType({
+    "tiny": SeqNegConfig(name="tiny", num_items=400, num_train=4000, num_valid=1000, num_test=1000, num_tags=200,
+                         num_topics=5),
+    "small": SeqNegConfig(name="small", num_items=8000, num_train=200_000, num_valid=10_000, num_test=10_000,
+                          num_tags=1500, num_topics=20),
+    "full": SeqNegConfig(name="full", num_items=91_717, num_train=3_600_000, num_valid=10_000, num_test=379_142,
+                         num_tags=11_740, num_topics=20),
+})
+
 
 class World(NamedTuple):
     """What identifies a world: its config class, presets, generator version and dataset-id prefix."""
@@ -206,6 +335,7 @@ class World(NamedTuple):
 
 WORLDS: Mapping[str, World] = types.MappingProxyType({
     "microlens_synth": World(SynthConfig, PRESETS, GENERATOR_VERSION, "MicroLens_synth"),
+    "seqneg": World(SeqNegConfig, SEQNEG_PRESETS, SEQNEG_GENERATOR_VERSION, "MicroLens_seqneg"),
 })
 
 
@@ -214,7 +344,7 @@ def world_of(config: WorldConfig) -> str:
     for name, world in WORLDS.items():
         if isinstance(config, world.config_cls):
             return name
-    raise ConfigError(f"expected a SynthConfig, got {type(config).__name__}")
+    raise ConfigError(f"expected a SynthConfig or SeqNegConfig, got {type(config).__name__}")
 
 
 def config_hash(config: WorldConfig) -> str:
