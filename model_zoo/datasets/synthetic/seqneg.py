@@ -150,7 +150,7 @@ class Catalog:
     tcum_w: np.ndarray           # (I,) prefix sums along by_topic, restarting at each topic segment
     tcum_wf: np.ndarray
     nbr: np.ndarray              # (I+1, M) int64 content neighbours (0 = none)
-    nbr_w: np.ndarray            # (I+1, M) float64 neighbour weights exp(temp * (cos - 1)), 0 for none
+    nbr_w: np.ndarray            # (I+1, M) float64 exp(temp * (cos - 1)) * w of each neighbour, 0 for none
     boost: float
     tau: float
 
