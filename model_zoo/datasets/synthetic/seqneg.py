@@ -74,8 +74,9 @@ all-MiniLM-L6-v2 (:class:`model_zoo.embeddings.encoders.MiniLMTextEncoder`) give
 0.107, p50 0.170, p75 0.236, p95 0.337 (mean 0.173); each title's nearest other title has median cosine 0.50, the
 mean of its 10 nearest 0.43 (``benchmarks/bench_cosine_band.py``). ``small`` gives, text / image: random pairs p5
 0.027 / 0.033, p50 0.171 / 0.174, p95 0.345 / 0.354; positive vs. its recent history items p50 0.37 / 0.38; negative
-vs. history p50 0.17 / 0.17 (the image band copies the text band: no CLIP weights are available offline). ``item_emb_d128`` and ``item_emb.parquet``
-are the PCA variants of :mod:`model_zoo.embeddings.pca` as in the first world.
+vs. history p50 0.17 / 0.17 (the image band copies the text band: no CLIP weights are available offline).
+``item_emb_d128`` and ``item_emb.parquet`` are the PCA variants of :mod:`model_zoo.embeddings.pca` as in the first
+world.
 
 Measured on ``small`` (seed 2025; 8,000 items, 55,000 users, 200k / 10k / 10k rows, 7 s on a 2-core CPU, 0.9 GB
 peak RSS): positive rate 0.25; oracle AUC valid 0.961 / test 0.964 (group-wise 0.990 / 0.991); popularity alone
