@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m model_zoo.datasets.synthetic --preset full --out /tmp/synth_full
+    python -m model_zoo.apps.generate --preset full --out /tmp/synth_full
     python benchmarks/bench_variants.py --data-dir /tmp/synth_full [--variants V1 V2 V3 V4 V5]
 
 The variant files go to a fresh temporary directory (``--out-dir`` to keep them), so every run is a cold build:

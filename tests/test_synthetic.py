@@ -4,6 +4,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict
 
@@ -13,7 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from model_zoo.apps import generate as generate_app
 from model_zoo.datasets import synthetic as synth
+from model_zoo.datasets.synthetic import writers
 from model_zoo.datasets.synthetic import (DATA_FILES, PRESETS, TRUTH_FILES, SynthConfig, config_hash,
                                           ensure_synthetic, generate, make_config, vocab_sizes)
 from model_zoo.embeddings.pca import fit_pca, pca_variants
@@ -262,7 +267,7 @@ def test_failed_generation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(synth, "_write_ground_truth", boom)
+    monkeypatch.setattr(writers, "write_ground_truth", boom)
     with pytest.raises(RuntimeError):
         generate(PRESETS["tiny"], tmp_path / "broken", progress=False)
     assert list(tmp_path.iterdir()) == []
@@ -279,10 +284,10 @@ def test_refuses_to_overwrite_foreign_directory(tmp_path: Path) -> None:
 
 
 def test_cli(world: Dict, capsys: pytest.CaptureFixture) -> None:
-    assert synth.main(["--preset", "tiny", "--out", str(world["out"]), "--quiet"]) == 0
+    assert generate_app.main(["--preset", "tiny", "--out", str(world["out"]), "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "MicroLens_synth_tiny" in text and "cached" in text and "oracle AUC" in text
-    assert synth.main(["--preset", "huge", "--out", str(world["out"])]) == 2
+    assert generate_app.main(["--preset", "huge", "--out", str(world["out"])]) == 2
     assert "allowed presets" in capsys.readouterr().err
 
 
@@ -297,3 +302,96 @@ def test_presets_and_config() -> None:
         full.seed = 1  # type: ignore[misc]
     assert config_hash(full) == config_hash(make_config("full"))
     assert config_hash(make_config("full", seed=1)) != config_hash(full)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Caches that verify: bit flips, dead generators' temp dirs, interrupted regeneration
+# ---------------------------------------------------------------------------------------------------------------------
+
+def _flip_bit(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", ["item_feature.parquet", "ground_truth.csv"])
+def test_bit_flip_is_detected_and_regenerated(tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture) -> None:
+    out = tmp_path / "w"
+    first = ensure_synthetic(out, "tiny", progress=False)
+    original = {n: (out / n).read_bytes() for n in DATA_FILES + TRUTH_FILES}
+    size = (out / name).stat().st_size
+    _flip_bit(out / name, size // 2)
+    assert (out / name).stat().st_size == size and (out / name).read_bytes() != original[name]
+    assert synth.verify_files(out, first) == [f"{name}: sha256 differs from the manifest"]
+    with caplog.at_level("WARNING", logger="model_zoo.datasets.synthetic.cache"):
+        again = ensure_synthetic(out, "tiny", progress=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and name in warnings[0] and "\n" not in warnings[0], warnings
+    assert {n: (out / n).read_bytes() for n in DATA_FILES + TRUTH_FILES} == original
+    assert again["files"] == first["files"] and synth.verify_files(out, again) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w"]
+
+
+def test_cache_hit_does_not_warn(world: Dict, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="model_zoo.datasets.synthetic.cache"):
+        assert ensure_synthetic(world["out"], "tiny", progress=False) == world["manifest"]
+    assert not caplog.records
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temp_of_dead_generator_is_removed(tmp_path: Path) -> None:
+    out = tmp_path / "w"
+    ensure_synthetic(out, "tiny", progress=False)
+    stale = tmp_path / f"w.tmp-{_dead_pid()}-abc123"
+    stale.mkdir()
+    (stale / "train.parquet").write_bytes(b"half a file")
+    alive = tmp_path / f"w.tmp-{os.getppid()}-keep"      # a live process's temp dir is not touched
+    alive.mkdir()
+    ensure_synthetic(out, "tiny", progress=False)         # a cache hit still cleans up
+    assert not stale.exists() and alive.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["w", alive.name])
+
+
+def test_failed_forced_regeneration_keeps_old_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "w"
+    first = ensure_synthetic(out, "tiny", progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def boom(*args: object, **kwargs: object) -> None:     # after split files and oracles are written
+        raise RuntimeError("killed mid-way")
+
+    monkeypatch.setattr(writers, "write_ground_truth", boom)
+    with pytest.raises(RuntimeError, match="killed mid-way"):
+        generate(make_config("tiny"), out, progress=False)  # what --force does
+    with pytest.raises(RuntimeError, match="killed mid-way"):
+        generate_app.main(["--preset", "tiny", "--out", str(out), "--force", "--quiet"])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert synth.verify_files(out, first) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w"], "temp dir left behind"
+
+
+def test_cli_force_set_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "w"
+    args = ["--world", "microlens_synth", "--preset", "tiny", "--out", str(out), "--quiet"]
+    assert generate_app.main(args + ["--set", "num_train=1500", "--set", "user_topic_probs=0.6,0.4"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["world"] == "microlens_synth" and manifest["rows"]["train"] == 1500
+    assert manifest["config"]["user_topic_probs"] == [0.6, 0.4]
+    mtime = (out / "train.parquet").stat().st_mtime_ns
+    assert generate_app.main(args + ["--set", "num_train=1500", "--set", "user_topic_probs=0.6,0.4"]) == 0
+    assert "cached and verified" in capsys.readouterr().out
+    assert (out / "train.parquet").stat().st_mtime_ns == mtime
+    assert generate_app.main(args + ["--set", "num_train=1500", "--set", "user_topic_probs=0.6,0.4", "--force"]) == 0
+    assert "cached" not in capsys.readouterr().out
+    assert (out / "train.parquet").stat().st_mtime_ns != mtime
+    for bad, expected in ((["--world", "seqnegg"], "allowed worlds"), (["--set", "num_trian=5"], "num_train"),
+                          (["--set", "num_train=abc"], "not an integer"), (["--set", "num_train"], "key=value"),
+                          (["--seed", "x"], "invalid int value"), (["--bogus"], "unrecognized")):
+        assert generate_app.main(args + bad) == 2, bad
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and expected in err, (bad, err)

@@ -116,7 +116,7 @@ def locate_data(params: Mapping[str, Any], *, progress: bool = True) -> DatasetF
         from model_zoo.datasets.synthetic import ensure_synthetic  # heavy imports only when needed
         synth = dict(synth)
         manifest = ensure_synthetic(data_dir, preset=synth.pop("preset", "tiny"), seed=synth.pop("seed", None),
-                                    progress=progress, **synth)
+                                    world=synth.pop("world", "microlens_synth"), progress=progress, **synth)
     files = DatasetFiles(data_dir=data_dir, train=Path(params["train_data"]), valid=Path(params["valid_data"]),
                          test=Path(params["test_data"]) if params.get("test_data") else None,
                          item_info=Path(params["item_info"]), synthetic_manifest=manifest)
