@@ -12,7 +12,7 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from model_zoo.config import CONFIG_DIR
+from model_zoo.config import CONFIG_DIR, dataset_params
 from model_zoo.datasets import prepare
 from model_zoo.datasets.microlens import (item_emb_specs, item_feature_specs, item_info_specs, read_item_info,
                                           read_optional_item_table, read_split, split_specs)
@@ -368,9 +368,8 @@ def test_dataset_config_blocks_and_locate_data(tmp_path: Path) -> None:
         assert block["feature_cols"] == feature_cols(vocab), preset
         assert block["label_col"] == blocks[f"MicroLens_synth_{preset}"]["label_col"]
     dataset_id = "MicroLens_seqneg_tiny"
-    params = dict(blocks[dataset_id], dataset_id=dataset_id, data_root=str(tmp_path), model="DIN")
-    for key in ("train_data", "valid_data", "test_data", "item_info", "item_feature"):
-        params[key] = str(tmp_path / dataset_id / Path(params[key]).name)
+    params = dict(dataset_params(dataset_id, work_dir=tmp_path), model="DIN")
+    assert params["train_data"] == str(tmp_path / "data" / dataset_id / "train.parquet")  # derived from data_root
     files = prepare.locate_data(params, progress=False)
     assert files.synthetic_manifest["world"] == "seqneg"
     assert prepare.oracle_metrics(files)["oracle_valid_AUC"] == files.synthetic_manifest["oracle_auc"]["valid"]
