@@ -7,7 +7,9 @@ from typing import Any, Callable, Dict, Optional, Sequence
 import pytest
 import yaml
 
-from model_zoo.config import CONFIG_DIR, REPO_ROOT, load_params
+from model_zoo.config import CONFIG_DIR, load_params
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # model_zoo.config no longer exports it
 
 
 def params_in(expid: str, data_root: Path, model_root: Path) -> Dict[str, Any]:
