@@ -264,6 +264,21 @@ def test_children_run_the_runner_module_and_a_silent_exit_0_fails(tmp_path, monk
     assert f"FAILED DIN_test[seed=2]: exit code 0 but no result row" in report.text()
 
 
+def test_ctrl_c_during_the_runs_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+    def interrupted(launches, gpus, env_updates, on_done):
+        exc = KeyboardInterrupt()
+        exc.stopped = [launches[0][0].job.label]  # what _run_local reports after stopping the children
+        raise exc
+
+    monkeypatch.setattr(tuner_run, "_run_local", interrupted)
+    monkeypatch.setattr(tuner_run, "prepare_datasets", lambda *a, **k: 0)
+    tuner = write_tuner_file(tmp_path / "t.yaml", {"learning_rate": 1e-3})
+    assert main(["--config", str(tuner), "--output-dir", str(tmp_path), "--quiet"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("interrupted: sweep t stopped by SIGINT (Ctrl-C); 1 running run(s) "
+                                               "stopped (DMF_test_001_"), err
+
+
 def test_run_child_uses_this_interpreter_in_its_own_session(tmp_path):
     script = "import os, sys; print(sys.executable, os.getsid(0) == os.getpid(), os.environ['OMP_NUM_THREADS'])"
     res = tuner_run.run_child(["-c", script], {"OMP_NUM_THREADS": "3"}, str(tmp_path / "o"), str(tmp_path / "e"))
