@@ -1,4 +1,4 @@
-"""The leaderboard regenerates .md/.csv/.png from result rows; published figures stay in their own section."""
+"""The leaderboard regenerates .md/.csv/.png from result rows; bad results files never replace existing pages."""
 from __future__ import annotations
 
 import csv
@@ -6,28 +6,32 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
+import yaml
 
-from model_zoo import leaderboard
-from model_zoo.leaderboard import PUBLISHED, main, write_leaderboard
-from model_zoo.results import append_result
-from model_zoo.tuner import SweepReport
+from model_zoo.apps import leaderboard
+from model_zoo.apps.leaderboard import PUBLISHED, main, synthetic_dataset_ids, write_leaderboard
+from model_zoo.apps.results import append_result
+from model_zoo.apps.tuner.report import SweepReport
+from model_zoo.errors import DataError
 
+SYNTH = dict(model="DIN", dataset_id="MicroLens_synth_small", embedding_variant="V3", seed=1, oracle_valid_AUC=0.875,
+             oracle_test_AUC=0.872, num_params=123456, device="cpu", valid_cold_rows=40)
 FIXTURE_ROWS = [  # written to a tmp results CSV, never to results/ or benchmarks/
-    dict(timestamp="20260101-000000", expid="DIN_MicroLens_synth", model="DIN", dataset_id="MicroLens_synth_small",
-         embedding_variant="V3", seed=1, valid_AUC=0.811, valid_logloss=0.45, test_AUC=0.809, test_logloss=0.46,
-         oracle_valid_AUC=0.875, oracle_test_AUC=0.872, num_params=123456, train_seconds=61.25),
-    dict(timestamp="20260102-000000", expid="DIN_MicroLens_synth", model="DIN", dataset_id="MicroLens_synth_small",
-         embedding_variant="V3", seed=1, valid_AUC=0.801, valid_logloss=0.46, test_AUC=0.799, test_logloss=0.47,
-         oracle_valid_AUC=0.875, oracle_test_AUC=0.872, num_params=123456, train_seconds=60.0),   # latest, worse
-    dict(timestamp="20260101-000000", expid="DMF_MicroLens_synth", model="DMF", dataset_id="MicroLens_synth_small",
-         embedding_variant="V4", seed=1, valid_AUC=0.833, valid_logloss=0.43, test_AUC=0.830, test_logloss=0.44,
-         oracle_valid_AUC=0.875, oracle_test_AUC=0.872, num_params=234567, train_seconds=90.5),
+    dict(SYNTH, timestamp="20260101-000000", expid="DIN_MicroLens_synth", valid_AUC=0.811, valid_logloss=0.45,
+         test_AUC=0.809, test_logloss=0.46, train_seconds=61.25, valid_cold_AUC=0.61),
+    dict(SYNTH, timestamp="20260102-000000", expid="DIN_MicroLens_synth", valid_AUC=0.801, valid_logloss=0.46,
+         test_AUC=0.799, test_logloss=0.47, train_seconds=60.0, valid_cold_AUC=0.612345),   # latest, worse
+    dict(SYNTH, timestamp="20260101-000000", expid="DMF_MicroLens_synth", model="DMF", embedding_variant="V4",
+         valid_AUC=0.833, valid_logloss=0.43, test_AUC=0.830, test_logloss=0.44, num_params=234567,
+         train_seconds=90.5, device="cuda:0 (NVIDIA H200)"),
     dict(timestamp="20260101-000000", expid="DIN_MicroLens", model="DIN", dataset_id="MicroLens_1M_x1",
-         embedding_variant="V3", seed=1, valid_AUC=0.871234, valid_logloss=0.4, num_params=9876543,
-         train_seconds=3600),                                                          # real data: hidden test
+         embedding_variant="dataset", seed=1, valid_AUC=0.871234, valid_logloss=0.4, num_params=9876543,
+         train_seconds=3600, device="cuda:0 (NVIDIA H200)"),                          # real data: hidden test
     dict(timestamp="20260101-000000", expid="DMF_test", model="DMF", dataset_id="MicroLens_synth_tiny",
-         embedding_variant="V3", seed=1, valid_AUC=0.7, valid_logloss=0.5, test_AUC=0.71, test_logloss=0.5,
-         oracle_valid_AUC=0.8756, oracle_test_AUC=0.8723, num_params=10481, train_seconds=1.5),
+         embedding_variant="", seed=1, valid_AUC=0.7, valid_logloss=0.5, test_AUC=0.71, test_logloss=0.5,
+         oracle_valid_AUC=0.8756, oracle_test_AUC=0.8723, num_params=10481, train_seconds=1.5, device="cpu"),
+    dict(SYNTH, timestamp="20260103-000000", expid="DIN_MicroLens_synth", valid_AUC=0.9, overrides={"seed": 7},
+         train_seconds=60.0),                                                           # a seed-study row
 ]
 
 
@@ -49,19 +53,27 @@ def sections(md: str) -> Dict[str, str]:
     return {"ours": ours, "published": published}
 
 
+def snapshot(out: Path) -> Dict[str, bytes]:
+    return {ext: out.with_name(f"{out.name}.{ext}").read_bytes() for ext in ("md", "csv", "png")}
+
+
 def test_leaderboard_files_from_fixture_rows(results_csv, tmp_path):
-    paths = write_leaderboard(results_csv, tmp_path / "out" / "leaderboard")
+    paths, warnings = write_leaderboard(results_csv, tmp_path / "out" / "leaderboard")
+    assert warnings == []
     assert sorted(p.name for p in paths.values()) == ["leaderboard.csv", "leaderboard.md", "leaderboard.png"]
 
     table = read_csv(paths["csv"])
     assert [r["expid"] for r in table] == ["DIN_MicroLens", "DMF_MicroLens_synth", "DIN_MicroLens_synth", "DMF_test"]
     by_expid = {r["expid"]: r for r in table}
-    assert by_expid["DIN_MicroLens_synth"]["valid_AUC"] == "0.801"             # latest row, not the best one
+    assert by_expid["DIN_MicroLens_synth"]["valid_AUC"] == "0.801"   # latest plain row: not the best, not the seed run
     assert by_expid["DIN_MicroLens"]["synthetic"] == "no" and by_expid["DMF_test"]["synthetic"] == "yes"
     assert by_expid["DMF_MicroLens_synth"]["embedding_variant"] == "V4"
+    assert by_expid["DMF_test"]["embedding_variant"] == "dataset"    # empty: the dataset's own item embedding
     assert by_expid["DMF_test"]["oracle_valid_AUC"] == "0.8756" and by_expid["DIN_MicroLens"]["test_AUC"] == ""
+    assert by_expid["DIN_MicroLens_synth"]["valid_cold_AUC"] == "0.612345"
+    assert by_expid["DIN_MicroLens"]["device"] == "cuda:0 (NVIDIA H200)"
     assert {"model", "embedding_variant", "dataset_id", "valid_AUC", "test_AUC", "valid_logloss", "num_params",
-            "train_seconds", "oracle_valid_AUC"} <= set(table[0])
+            "train_seconds", "oracle_valid_AUC", "oracle_test_AUC", "valid_cold_AUC", "device"} <= set(table[0])
 
     md = paths["md"].read_text()
     parts = sections(md)
@@ -69,9 +81,11 @@ def test_leaderboard_files_from_fixture_rows(results_csv, tmp_path):
     assert "### MicroLens_synth_small (synthetic world: not MicroLens results)" in parts["ours"]
     assert "### MicroLens_synth_tiny (synthetic world: not MicroLens results)" in parts["ours"]
     assert parts["ours"].index("MicroLens_1M_x1 (real") < parts["ours"].index("MicroLens_synth_small")
-    assert "| DMF | V4 | `DMF_MicroLens_synth` | 0.833000 | 0.430000 | 0.830000 |" in parts["ours"]
-    assert "| DIN | V3 | `DIN_MicroLens` | 0.871234 | 0.400000 | n/a | n/a | 9,876,543 | 3600.0 |" in parts["ours"]
-    assert "latest" in parts["ours"]
+    assert ("| DIN | V3 | `DIN_MicroLens_synth` | 0.801000 | 0.460000 | 0.799000 | 0.470000 | 0.612345 (40 rows) | "
+            "123,456 | 60.0 | cpu | 0.875000 | 0.872000 |") in parts["ours"]
+    assert ("| DIN | dataset | `DIN_MicroLens` | 0.871234 | 0.400000 | n/a | n/a | n/a | 9,876,543 | 3600.0 | "
+            "cuda:0 (NVIDIA H200) |") in parts["ours"]
+    assert "latest" in parts["ours"] and "1 row(s) run with `--set` overrides" in parts["ours"]
     # The published figures live only in their own section: never in our table, the CSV or next to our rows.
     for figure in ("0.8655", "0.8797", "0.9247", "0.9231", "0.9124", "0.9306", "0.976603", "0.9839", "0.9798"):
         assert figure in parts["published"]
@@ -80,22 +94,67 @@ def test_leaderboard_files_from_fixture_rows(results_csv, tmp_path):
 
     png = paths["png"].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-    assert not list(paths["md"].parent.glob("*.tmp")), "no temp files left behind"
+    assert not [p for p in paths["md"].parent.iterdir() if ".tmp-" in p.name], "no temp files left behind"
 
 
-def test_select_best_and_filter(results_csv, tmp_path):
-    paths = write_leaderboard(results_csv, tmp_path / "lb", select="best", expid_filter="DIN_*")
+def test_select_best_filter_and_override_rows(results_csv, tmp_path):
+    paths, _ = write_leaderboard(results_csv, tmp_path / "lb", select="best", expid_filter="DIN_*")
     table = read_csv(paths["csv"])
     assert [(r["expid"], r["valid_AUC"]) for r in table] == [("DIN_MicroLens", "0.871234"),
                                                              ("DIN_MicroLens_synth", "0.811")]
     assert "best valid AUC" in paths["md"].read_text()
+    paths, _ = write_leaderboard(results_csv, tmp_path / "lb", expid_filter="DIN_MicroLens_synth",
+                                 with_overrides=True)
+    table = read_csv(paths["csv"])
+    assert [(r["expid"], r["overrides"], r["valid_AUC"]) for r in table] == [
+        ("DIN_MicroLens_synth", "seed=7", "0.9"), ("DIN_MicroLens_synth", "", "0.801")]
+    assert "`DIN_MicroLens_synth [seed=7]`" in paths["md"].read_text()
 
 
-def test_empty_results_still_write_every_file(tmp_path):
-    paths = write_leaderboard(tmp_path / "missing.csv", tmp_path / "lb")
-    assert read_csv(paths["csv"]) == []
-    assert "No result rows yet" in paths["md"].read_text()
-    assert paths["png"].stat().st_size > 0
+@pytest.mark.parametrize("case", ["typo", "empty", "unrelated", "no_row_left"])
+def test_bad_results_file_is_exit_2_and_leaves_existing_files_unchanged(results_csv, tmp_path, capsys, case):
+    out = tmp_path / "benchmarks" / "leaderboard"
+    assert main(["--results", str(results_csv), "--out", str(out)]) == 0
+    before = snapshot(out)
+    args = {"typo": ["--results", str(tmp_path / "results" / "resluts.csv")],
+            "empty": ["--results", str(tmp_path / "empty.csv")],
+            "unrelated": ["--results", str(tmp_path / "other.csv")],
+            "no_row_left": ["--results", str(results_csv), "--filter", "DIEN_*"]}[case]
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "other.csv").write_text("name,score\nx,1\n")
+    capsys.readouterr()
+    assert main(args + ["--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: results "), err
+    assert {"typo": "no such file", "empty": "the file is empty", "unrelated": "not a zoo results header",
+            "no_row_left": "--filter 'DIEN_*'"}[case] in err
+    assert snapshot(out) == before, "an existing leaderboard was overwritten"
+
+
+def test_damaged_line_is_reported_with_its_line_number_and_other_rows_count(results_csv, tmp_path, capsys):
+    text = results_csv.read_text().splitlines(keepends=True)
+    text.insert(3, '20260101-000000,"DMF_test,DMF,MicroLens_synth_tiny\n')  # line 4: cut off inside a quote
+    results_csv.write_text("".join(text))
+    out = tmp_path / "lb"
+    assert main(["--results", str(results_csv), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {results_csv}:4: cannot be parsed" in err
+    expids = {r["expid"] for r in read_csv(out.with_name("lb.csv"))}
+    assert expids == {"DIN_MicroLens", "DMF_MicroLens_synth", "DIN_MicroLens_synth", "DMF_test"}
+
+
+def test_default_paths_follow_the_work_dir(results_csv, tmp_path, monkeypatch, capsys):
+    work = results_csv.parent.parent
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["--output-dir", str(work)]) == 0
+    assert sorted(p.name for p in work.glob("leaderboard.*")) == ["leaderboard.csv", "leaderboard.md",
+                                                                   "leaderboard.png"]
+    assert list(elsewhere.iterdir()) == []
+    monkeypatch.chdir(work)
+    assert main(["--out", "pages/lb"]) == 0  # relative to the current directory; results from ./results/
+    assert "from `results/results.csv`" in (work / "pages" / "lb.md").read_text()
 
 
 def test_run_config_runs_missing_expids_then_shows_only_those(results_csv, tmp_path, monkeypatch):
@@ -103,16 +162,17 @@ def test_run_config_runs_missing_expids_then_shows_only_those(results_csv, tmp_p
     cfg.write_text("expids: [DMF_MicroLens_synth, DIN_SENet_MicroLens_synth]\ngpus: [-1, -1]\n")
     calls = []
 
-    def fake_run_expids(expids, config_dir, gpus, results, **kwargs):  # stands in for the real runs
-        calls.append((list(expids), list(gpus)))
+    def fake_run_jobs(jobs, *, config_dir, gpus, output_dir, results, **kwargs):  # stands in for the real runs
+        calls.append(([j.label for j in jobs], list(gpus), Path(output_dir)))
         append_result(results, dict(FIXTURE_ROWS[2], expid="DIN_SENet_MicroLens_synth", model="DIN_SENet",
                                     valid_AUC=0.82))
-        return SweepReport(config_dir=None, results=str(results), expids=list(expids))
+        return SweepReport(name="leaderboard runs", results=str(results), labels=[j.label for j in jobs])
 
-    monkeypatch.setattr("model_zoo.tuner.run_expids", fake_run_expids)
+    monkeypatch.setattr("model_zoo.apps.tuner.run.run_jobs", fake_run_jobs)
     out = tmp_path / "lb"
-    assert main(["--results", str(results_csv), "--out", str(out), "--run", str(cfg), "--quiet"]) == 0
-    assert calls == [(["DMF_MicroLens_synth", "DIN_SENet_MicroLens_synth"], [-1, -1])]
+    assert main(["--results", str(results_csv), "--out", str(out), "--run", str(cfg), "--quiet",
+                 "--output-dir", str(tmp_path)]) == 0
+    assert calls == [(["DMF_MicroLens_synth", "DIN_SENet_MicroLens_synth"], [-1, -1], tmp_path)]
     assert [r["expid"] for r in read_csv(out.with_name("lb.csv"))] == ["DMF_MicroLens_synth",
                                                                         "DIN_SENet_MicroLens_synth"]
 
@@ -120,5 +180,20 @@ def test_run_config_runs_missing_expids_then_shows_only_those(results_csv, tmp_p
 def test_shipped_leaderboard_config_lists_known_expids():
     from model_zoo.config import list_expids
 
-    cfg = leaderboard.load_run_config(leaderboard.REPO_ROOT / "config" / "leaderboard.yaml")
+    cfg = leaderboard.load_run_config("config/leaderboard.yaml")  # the shipped file, found from any cwd
     assert set(cfg["expids"]) <= set(list_expids())
+
+
+def test_synthetic_ids_come_from_dataset_blocks(tmp_path):
+    assert {"MicroLens_synth_tiny", "MicroLens_synth_small", "MicroLens_synth_full"} <= synthetic_dataset_ids()
+    assert "MicroLens_1M_x1" not in synthetic_dataset_ids()
+    (tmp_path / "dataset_config.yaml").write_text(yaml.safe_dump({
+        "my_world": {"data_root": "./data/", "synthetic": {"preset": "tiny"}}, "my_real": {"data_root": "./d/"}}))
+    ids = synthetic_dataset_ids(tmp_path)
+    assert "my_world" in ids and "my_real" not in ids
+
+
+def test_write_leaderboard_raises_before_writing(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        write_leaderboard(tmp_path / "missing.csv", tmp_path / "lb")
+    assert not list(tmp_path.glob("lb*"))

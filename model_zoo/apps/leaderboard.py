@@ -1,0 +1,423 @@
+"""Leaderboard: our result rows as Markdown, CSV and a PNG, with the published figures in their own section.
+
+    python -m model_zoo.apps.leaderboard                                # ./results/results.csv -> ./leaderboard.*
+    python -m model_zoo.apps.leaderboard --run config/leaderboard.yaml  # first run the listed expids not yet finished
+    python -m model_zoo.apps.leaderboard --select best --filter 'DMF_*' # best row per expid, DMF expids only
+    python -m model_zoo.apps.leaderboard --filter '*_MicroLens_synth' --out benchmarks/leaderboard   # the committed one
+
+Paths follow the runner: ``--results`` defaults to ``<output-dir>/results/results.csv`` and ``--out`` (a prefix) to
+``<output-dir>/leaderboard``; ``--output-dir`` defaults to the current directory. The results file must be a zoo
+results file with rows (``model_zoo.apps.results.read_results(required=True)``): a missing, empty or unrelated file,
+or a filter that keeps no row, is exit 2 with one line, and the existing leaderboard files are left untouched.
+Damaged lines of the results file are reported (``file:line``) and skipped; the other rows count.
+
+One row per expid: by default its **latest** row (the current code's result; re-running an expid replaces it), or
+with ``--select best`` its row with the highest valid AUC (an optimistic pick across reruns, labelled as such). Rows
+run with ``--set`` overrides (e.g. the seed study's ``seed=N``) are variants of their expid and are left out unless
+``--with-overrides`` (then each expid + overrides is its own entry). Rows are grouped by dataset id; synthetic worlds
+(dataset blocks with a ``synthetic:`` key, or rows with an oracle AUC) are labelled synthetic everywhere (their
+numbers are never MicroLens numbers) and carry the oracle AUC (true click probability vs label), the ceiling a model
+can reach there. Each row also shows the valid AUC on cold-item rows (targets never seen in train) and the device.
+The published figures (challenge baseline, Zhou's V1-V4, the top teams) are constants from
+shared/reference/microlens_mmctr.md sections 7-8, shown only in the Markdown's "published, not re-run here" section,
+never in the CSV or the plot. Every file is written atomically (temp file, then rename).
+
+Exit codes: 0 written; 1 a ``--run`` expid failed (nothing written); 2 bad input (nothing written); 130/143 stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import fnmatch
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from model_zoo.config import dataset_block, list_dataset_ids, load_keyed_config
+from model_zoo.defaults import DATASET_EMBEDDING
+from model_zoo.errors import ConfigError, DataError, ZooError
+from model_zoo.fileio import atomic_write, atomic_write_text
+
+__all__ = ["LEADERBOARD_COLUMNS", "PUBLISHED", "PUBLISHED_ZHOU", "select_rows", "leaderboard_rows",
+           "synthetic_dataset_ids", "render_markdown", "render_csv", "render_png", "write_leaderboard",
+           "load_run_config", "main"]
+
+SELECT_MODES = ("latest", "best")
+LEADERBOARD_COLUMNS = (
+    "dataset_id", "synthetic", "model", "embedding_variant", "expid", "overrides", "valid_AUC", "valid_logloss",
+    "test_AUC", "test_logloss", "valid_cold_AUC", "valid_cold_rows", "num_params", "train_seconds", "device",
+    "oracle_valid_AUC", "oracle_test_AUC", "seed", "timestamp",
+)
+
+
+@dataclass(frozen=True)
+class PublishedResult:
+    """A figure reported by others, quoted as published (valid = the 10k valid set, test = Codabench hidden test)."""
+
+    team: str
+    model: str
+    valid_auc: Optional[str]
+    test_auc: Optional[str]
+    source: str
+
+
+# shared/reference/microlens_mmctr.md section 8 ("Leaderboard (published figures, not re-run)").
+PUBLISHED = (
+    PublishedResult("FuxiCTR challenge baseline", "DIN", "0.8655", "0.8797", "reczoo/WWW2025_MMCTR_Challenge README"),
+    PublishedResult("momo (1st)", "Transformer_DCN", "0.976603", "0.9839", "repo README, arXiv 2505.03543"),
+    PublishedResult("momo, RQ variant (untuned)", "Transformer_DCN_Quant", None, "0.9814", "repo"),
+    PublishedResult("DISCO.AHU (2nd)", "QIN_variety_v9", "0.9701 / 0.9695 (two logs)", "0.9798", "repo logs"),
+    PublishedResult("jzzx.NTU (3rd)", "DIN_DCN + Jina-CLIP-v2", None, None, "ZiaoGao/MMCTR"),
+    PublishedResult("zhou123 (Task-2 model winner)", "DIN + MH target attn + SENet, V4", "0.9306", None,
+                    "arXiv 2504.18961 Table 1"),
+    PublishedResult("delorean (Task-1 winner)", "DIN + Qwen2.5-VL-7B embeddings", None, None, "repo"),
+    PublishedResult("tolive666 (inferred: Tol1ve/MM-CTR-MMCTRers)", "DIN + RMSNorm cross-attn + aux loss",
+                    "0.986201", "0.9892 (third-party)", "student README"),
+    PublishedResult("jiyuqian (inferred: Gavin113/WWW2025_MMCTR)", "DIN_att6", "0.985333", "0.9887", "repo README"),
+    PublishedResult("QVQ (inferred: Hsyy04/WWW25MMCTR)", "VQ-VAE codes -> DIN", "0.984437", "0.9885 (third-party)",
+                    "student README"),
+)
+# Zhou, "Rethinking Feature Fusion in Multimodal CTR Prediction" (arXiv 2504.18961), Table 1: valid AUC per variant.
+PUBLISHED_ZHOU = (
+    ("V1", "PCA(BERT)", "0.9247"),
+    ("V2", "PCA(CLIP)", "0.9231"),
+    ("V3", "PCA(BERT+CLIP), PCA of the concatenation (= the baseline item_emb_d128)", "0.9124"),
+    ("V4", "PCA(BERT) ‖ PCA(CLIP)", "0.9306"),
+)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rows
+# ---------------------------------------------------------------------------------------------------------------
+def _float(value: Any) -> Optional[float]:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _overrides(row: Mapping[str, str]) -> str:
+    """The row's ``--set`` overrides as ``k=v, ...`` ("" for none; an unreadable value is shown as written)."""
+    text = (row.get("overrides") or "").strip()
+    if not text:
+        return ""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(parsed, dict):
+        return text
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(parsed.items()))
+
+
+def select_rows(rows: Sequence[Mapping[str, str]], select: str = "latest",
+                with_overrides: bool = False) -> List[Dict[str, str]]:
+    """One row per expid (per expid + overrides with ``with_overrides``): the last one in file order (``latest``)
+    or the one with the best valid AUC (``best``). Rows without a valid AUC are skipped."""
+    if select not in SELECT_MODES:
+        raise ConfigError(f"select={select!r}; expected one of {SELECT_MODES}")
+    chosen: Dict[Tuple[str, str], Dict[str, str]] = {}
+    for row in rows:
+        expid, overrides = row.get("expid"), _overrides(row)
+        if not expid or _float(row.get("valid_AUC")) is None or (overrides and not with_overrides):
+            continue
+        key = (expid, overrides)
+        if select == "latest" or key not in chosen or \
+                _float(row["valid_AUC"]) > _float(chosen[key]["valid_AUC"]):
+            chosen[key] = dict(row)
+    return list(chosen.values())
+
+
+def synthetic_dataset_ids(config_dir: Optional[str | os.PathLike] = None) -> set:
+    """Dataset ids whose block has a ``synthetic:`` key (the zoo's, plus ``config_dir``'s)."""
+    return {d for d in list_dataset_ids(config_dir) if dataset_block(d, config_dir).get("synthetic")}
+
+
+def _is_synthetic(row: Mapping[str, str], declared: set) -> bool:
+    # A row with an oracle AUC came from a generated world, whatever its dataset id is called.
+    return row.get("dataset_id") in declared or _float(row.get("oracle_valid_AUC")) is not None
+
+
+def leaderboard_rows(rows: Sequence[Mapping[str, str]], select: str = "latest", expid_filter: Optional[str] = None,
+                     with_overrides: bool = False, config_dir: Optional[str] = None) -> List[Dict[str, Any]]:
+    """The leaderboard table: selected rows, real datasets first, then by dataset id and valid AUC (best first)."""
+    declared = synthetic_dataset_ids(config_dir)
+    table = []
+    for row in select_rows(rows, select, with_overrides):
+        if expid_filter and not fnmatch.fnmatchcase(row["expid"], expid_filter):
+            continue
+        entry: Dict[str, Any] = {col: row.get(col, "") for col in LEADERBOARD_COLUMNS}
+        entry["overrides"] = _overrides(row)
+        entry["synthetic"] = "yes" if _is_synthetic(row, declared) else "no"
+        entry["embedding_variant"] = row.get("embedding_variant") or DATASET_EMBEDDING
+        table.append(entry)
+    table.sort(key=lambda r: (r["synthetic"] == "yes", r["dataset_id"], -(_float(r["valid_AUC"]) or 0.0),
+                              r["expid"], r["overrides"]))
+    return table
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------------------------
+def _fmt(value: Any, kind: str) -> str:
+    number = _float(value)
+    if number is None:
+        return "n/a"
+    if kind == "auc":
+        return f"{number:.6f}"
+    if kind == "int":
+        return f"{int(number):,}"
+    return f"{number:.1f}"
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|")  # a literal pipe would split a Markdown table cell
+
+
+def _dataset_title(dataset_id: str, synthetic: bool) -> str:
+    return (f"{dataset_id} (synthetic world: not MicroLens results)" if synthetic
+            else f"{dataset_id} (real data)")
+
+
+def _name(row: Mapping[str, Any]) -> str:
+    return f"{row['expid']} [{row['overrides']}]" if row.get("overrides") else str(row["expid"])
+
+
+def _cold(row: Mapping[str, Any]) -> str:
+    rows = _float(row.get("valid_cold_rows"))
+    return f"{_fmt(row.get('valid_cold_AUC'), 'auc')} ({int(rows)} rows)" if rows is not None else "n/a"
+
+
+def render_markdown(table: Sequence[Mapping[str, Any]], *, select: str, results: str, command: str,
+                    left_out: int = 0) -> str:
+    """The leaderboard page; ``left_out`` = rows with ``--set`` overrides that were not shown."""
+    pick = "its **latest** row" if select == "latest" else "its row with the **best valid AUC** (optimistic)"
+    note = (f" {left_out} row(s) run with `--set` overrides (e.g. the seed study) are not shown "
+            f"(`--with-overrides`)." if left_out else "")
+    lines = [
+        "# Leaderboard",
+        "",
+        f"Generated by `{command}` from `{results}` ({len(table)} entries; one row per expid: {pick}).{note} "
+        "Cold valid AUC: valid rows whose target item never occurs in train. Do not edit by hand: rerun the command.",
+        "",
+        "## Our runs",
+        "",
+    ]
+    for dataset_id in dict.fromkeys(r["dataset_id"] for r in table):
+        group = [r for r in table if r["dataset_id"] == dataset_id]
+        synthetic = group[0]["synthetic"] == "yes"
+        lines += [f"### {_dataset_title(dataset_id, synthetic)}", ""]
+        header = ["model", "embedding variant", "expid", "valid AUC", "valid logloss", "test AUC", "test logloss",
+                  "cold valid AUC", "params", "train s", "device"]
+        if synthetic:
+            header += ["oracle valid AUC", "oracle test AUC"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for r in group:
+            cells = [r["model"], r["embedding_variant"], f"`{_name(r)}`", _fmt(r["valid_AUC"], "auc"),
+                     _fmt(r["valid_logloss"], "auc"), _fmt(r["test_AUC"], "auc"), _fmt(r["test_logloss"], "auc"),
+                     _cold(r), _fmt(r["num_params"], "int"), _fmt(r["train_seconds"], "s"), r.get("device") or "n/a"]
+            if synthetic:
+                cells += [_fmt(r["oracle_valid_AUC"], "auc"), _fmt(r["oracle_test_AUC"], "auc")]
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("")
+    lines += [
+        "## Published figures (published, not re-run here)",
+        "",
+        "Quoted from the challenge and the teams' own reports (shared/reference/microlens_mmctr.md sections 7-8); "
+        "valid = the 10k MicroLens_1M_x1 valid set, test = the Codabench hidden test set. They are not comparable "
+        "with the synthetic rows above and none of them was reproduced by this repository.",
+        "",
+        "| team | model | valid AUC | test AUC | source |",
+        "|---|---|---|---|---|",
+    ]
+    lines += ["| " + " | ".join(_cell(c) for c in (p.team, p.model, p.valid_auc or "unknown", p.test_auc or "unknown",
+                                                   p.source)) + " |" for p in PUBLISHED]
+    lines += [
+        "",
+        "Zhou, *Rethinking Feature Fusion in Multimodal CTR Prediction* (arXiv 2504.18961), Table 1, valid AUC "
+        "(as given in the project's seed report; its training budget is unknown and below the other teams', "
+        "so do not compare across):",
+        "",
+        "| variant | item embedding | valid AUC |",
+        "|---|---|---|",
+    ]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in PUBLISHED_ZHOU]
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(table: Sequence[Mapping[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=LEADERBOARD_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in table:
+        writer.writerow({k: row.get(k, "") for k in LEADERBOARD_COLUMNS})
+    return buf.getvalue()
+
+
+def render_png(table: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Valid AUC bars per model x embedding variant, one panel per dataset, oracle valid AUC as a dashed line."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(r["dataset_id"] for r in table))
+    widest = max(len([r for r in table if r["dataset_id"] == d]) for d in datasets)
+    fig, axes = plt.subplots(len(datasets), 1, squeeze=False, figsize=(max(6.0, 0.9 * widest + 2), 3.2 * len(datasets)))
+    for ax, dataset_id in zip(axes[:, 0], datasets):
+        group = [r for r in table if r["dataset_id"] == dataset_id]
+        keys = [f"{r['model']}\n{r['embedding_variant']}" for r in group]
+        if len(set(keys)) < len(keys):  # several expids of one model x variant (a sweep): label by expid
+            keys = [f"{_name(r)} ({r['embedding_variant']})" for r in group]
+        values = [_float(r["valid_AUC"]) or 0.0 for r in group]
+        bars = ax.bar(range(len(group)), values, color="#4C72B0")
+        ax.bar_label(bars, labels=[f"{v:.4f}" for v in values], fontsize=7, padding=2)
+        oracle = [_float(r["oracle_valid_AUC"]) for r in group if _float(r["oracle_valid_AUC"]) is not None]
+        floor = min(values + oracle)
+        if oracle:
+            ax.axhline(max(oracle), color="#C44E52", linestyle="--", linewidth=1.2)
+            ax.text(len(group) - 0.5, max(oracle), f"oracle valid AUC {max(oracle):.4f}", color="#C44E52",
+                    fontsize=8, ha="right", va="bottom")
+        slanted = max(len(k.split("\n")[0]) for k in keys) > 14 or len(group) > 6
+        ax.set_xticks(range(len(group)), keys, fontsize=7, rotation=25 if slanted else 0,
+                      ha="right" if slanted else "center")
+        ax.set_ylim(max(0.0, min(0.5, floor - 0.02)), min(1.0, max(values + oracle) + 0.04))
+        ax.set_ylabel("valid AUC")
+        ax.set_title(_dataset_title(dataset_id, group[0]["synthetic"] == "yes"), fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    finally:
+        plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Leaderboard config (--run) and entry points
+# ---------------------------------------------------------------------------------------------------------------
+RUN_CONFIG_KEYS = ("expids", "config", "gpus", "only_listed", "select")
+
+
+def load_run_config(path: str | os.PathLike) -> Dict[str, Any]:
+    """A leaderboard config (``config/leaderboard.yaml``): as given, else the zoo's shipped one."""
+    cfg = load_keyed_config(path, "leaderboard config", RUN_CONFIG_KEYS)
+    if not isinstance(cfg.get("expids"), list) or not cfg["expids"] or \
+            not all(isinstance(e, str) for e in cfg["expids"]):
+        raise ConfigError(f"{path}: 'expids' must be a non-empty list of expids, got {cfg.get('expids')!r}")
+    if cfg.get("select", "latest") not in SELECT_MODES:
+        raise ConfigError(f"{path}: select={cfg['select']!r}; expected one of {SELECT_MODES}")
+    return cfg
+
+
+def write_leaderboard(results: str | os.PathLike, out: str | os.PathLike, *, select: str = "latest",
+                      expid_filter: Optional[str] = None, only_expids: Optional[Sequence[str]] = None,
+                      with_overrides: bool = False, config_dir: Optional[str] = None, shown_results: str = "",
+                      command: str = "python -m model_zoo.apps.leaderboard") -> Tuple[Dict[str, Path], List[str]]:
+    """Write ``<out>.md``, ``<out>.csv`` and ``<out>.png``; returns their paths and the damaged-line warnings.
+
+    Raises DataError, before writing anything, when the results file is missing, empty or not a zoo results file,
+    or when no row is left to show.
+    """
+    from model_zoo.apps.results import read_results
+
+    table_in = read_results(results, required=True)
+    rows = table_in.rows
+    if only_expids is not None:
+        wanted = set(only_expids)
+        rows = [r for r in rows if r.get("expid") in wanted]
+    table = leaderboard_rows(rows, select, expid_filter, with_overrides, config_dir)
+    if not table:
+        what = [f"matching --filter {expid_filter!r}" if expid_filter else "",
+                "of the listed expids" if only_expids is not None else "",
+                "" if with_overrides else "without --set overrides"]
+        raise DataError(f"results {results}: no row with a valid AUC "
+                        f"{' and '.join(w for w in what if w) or 'to show'} ({len(table_in.rows)} rows read); "
+                        f"the leaderboard files were not touched")
+    left_out = 0 if with_overrides else len({(r.get("expid"), _overrides(r)) for r in rows if _overrides(r)})
+    out = Path(out)
+    paths = {ext: out.with_name(out.name + f".{ext}") for ext in ("md", "csv", "png")}
+    md = render_markdown(table, select=select, results=shown_results or str(results), command=command,
+                         left_out=left_out)
+    atomic_write_text(paths["md"], md)
+    atomic_write_text(paths["csv"], render_csv(table))
+    render_png(table, paths["png"])
+    return paths, table_in.warnings()
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current directory when it is inside it (so a committed page names no home dir)."""
+    absolute = path.resolve()
+    return str(absolute.relative_to(Path.cwd())) if absolute.is_relative_to(Path.cwd()) else str(absolute)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m model_zoo.apps.leaderboard",
+                                     description="Leaderboard (.md/.csv/.png) from the results CSV")
+    parser.add_argument("--output-dir", default=None,
+                        help="work dir (default: the current directory): default results and outputs, runs of --run")
+    parser.add_argument("--results", default=None, help="results CSV (default <output-dir>/results/results.csv)")
+    parser.add_argument("--out", default=None,
+                        help="output prefix (default <output-dir>/leaderboard; the committed one: "
+                             "benchmarks/leaderboard)")
+    parser.add_argument("--select", choices=SELECT_MODES, default=None,
+                        help="row per expid: latest (default) or best valid AUC")
+    parser.add_argument("--filter", default=None, help="only expids matching this glob, e.g. 'DMF_*'")
+    parser.add_argument("--with-overrides", action="store_true",
+                        help="also show rows run with --set overrides, one entry per expid + overrides")
+    parser.add_argument("--run", default=None, metavar="YAML",
+                        help="leaderboard config: run its expids not yet finished, then show only those")
+    parser.add_argument("--gpu", type=int, nargs="+", default=None,
+                        help="with --run: one worker per entry (default: the config's gpus)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from model_zoo.apps.tuner.run import Job, SweepInterrupted, Terminated, run_jobs, sigterm_raises
+
+    args = build_parser().parse_args(argv)
+    shown = ["python -m model_zoo.apps.leaderboard"] + list(argv if argv is not None else sys.argv[1:])
+    work = Path(args.output_dir).expanduser().resolve() if args.output_dir else Path.cwd()
+    results = Path(args.results).expanduser() if args.results else work / "results" / "results.csv"
+    out = Path(args.out).expanduser() if args.out else work / "leaderboard"
+    try:
+        with sigterm_raises():
+            only, config_dir = None, None
+            select = args.select or "latest"
+            if args.run:
+                cfg = load_run_config(args.run)
+                select = args.select or cfg.get("select", "latest")
+                config_dir = cfg.get("config")
+                report = run_jobs([Job(e) for e in cfg["expids"]], config_dir=config_dir,
+                                  gpus=args.gpu or cfg.get("gpus", [-1]), output_dir=work, results=results,
+                                  progress=not args.quiet, name="leaderboard runs")
+                print(report.text(), file=sys.stderr if report.failed else sys.stdout, flush=True)
+                if report.failed:
+                    return report.exit_code
+                only = cfg["expids"] if cfg.get("only_listed", True) else None
+            paths, warnings = write_leaderboard(results, out, select=select, expid_filter=args.filter,
+                                                only_expids=only, with_overrides=args.with_overrides,
+                                                config_dir=config_dir,
+                                                shown_results=_shown(results),
+                                                command=" ".join(shown))
+    except ZooError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SweepInterrupted as exc:
+        print(exc.line(), file=sys.stderr)
+        return exc.exit_code
+    except (KeyboardInterrupt, Terminated) as exc:
+        print(f"interrupted: leaderboard stopped by {'SIGTERM' if isinstance(exc, Terminated) else 'SIGINT'}; "
+              f"nothing written", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print("\n".join(str(p) for p in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
