@@ -6,9 +6,7 @@ experiment here, so a model that needs more than the batches declares it once
 
 Example::
 
-    resolved = resolve_params("DMF_test", work_dir=tmp)
-    params = validate_params(resolved, get_model("DMF"))
-    exp = build_experiment(dict(params, gpu=-1), cache_dir=tmp / "cache")
+    exp = experiment_from_expid("DMF_test", work_dir=tmp, overrides={"seed": 1})   # resolve, validate, build
     batch = exp.loader("valid").batch(slice(0, 64))
     y = exp.model(batch)["y_pred"]             # (64, 1)
 """
@@ -27,7 +25,8 @@ from model_zoo.errors import ConfigError
 from model_zoo.layers.mmctr_base import TRAINING_KEYS, MMCTRModel, ModelData
 from model_zoo.registry import get_model
 
-__all__ = ["Experiment", "build_experiment", "prepare_data", "model_kwargs", "SPLIT_NAMES"]
+__all__ = ["Experiment", "build_experiment", "experiment_from_expid", "validated_params", "prepare_data",
+           "model_kwargs", "SPLIT_NAMES"]
 
 SPLIT_NAMES = ("train", "valid", "test")
 
@@ -123,3 +122,26 @@ def build_experiment(params: Mapping[str, Any], *, cache_dir: Path, progress: bo
     seed_everything(seed=params["seed"])
     model = model_cls(feature_map, data=data, **model_kwargs(params, model_cls))
     return Experiment(params=params, files=files, feature_map=feature_map, item_table=item_table, model=model)
+
+
+def validated_params(expid: str, *, config_dir: Optional[str | Path] = None,
+                     overrides: Optional[Mapping[str, Any]] = None, work_dir: Optional[str | Path] = None,
+                     gpu: int = -1) -> Dict[str, Any]:
+    """Resolve and validate ``expid`` (``model_zoo.config``), with ``gpu`` set: what :func:`build_experiment` takes."""
+    from model_zoo.config import resolve_params, validate_params
+
+    resolved = resolve_params(expid, config_dir, overrides=overrides, work_dir=work_dir)
+    if "model" not in resolved.params:
+        raise ConfigError(f"expid '{expid}': missing key 'model'")
+    params = validate_params(resolved, get_model(resolved.params["model"]))
+    params["gpu"] = gpu
+    return params
+
+
+def experiment_from_expid(expid: str, *, config_dir: Optional[str | Path] = None,
+                          overrides: Optional[Mapping[str, Any]] = None, work_dir: Optional[str | Path] = None,
+                          gpu: int = -1, progress: bool = False) -> Experiment:
+    """Resolve, validate and build ``expid`` (outputs and caches under ``work_dir``, default the cwd)."""
+    work = Path(work_dir) if work_dir else Path.cwd()
+    params = validated_params(expid, config_dir=config_dir, overrides=overrides, work_dir=work, gpu=gpu)
+    return build_experiment(params, cache_dir=work / "cache", progress=progress)

@@ -11,9 +11,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 import pytest
 
 import model_zoo  # noqa: F401  (registers the models)
-from model_zoo.config import PACKAGE_DIR, resolve_params, validate_params
-from model_zoo.experiment import Experiment, build_experiment
-from model_zoo.registry import get_model
+from model_zoo.config import PACKAGE_DIR
+from model_zoo.experiment import Experiment, build_experiment, validated_params
 
 REPO_ROOT = PACKAGE_DIR.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -28,10 +27,8 @@ def work_dir(tmp_path_factory) -> Path:
 def validated(expid: str, work: Path, overrides: Optional[Mapping[str, Any]] = None,
               config_dir: Optional[Path] = None) -> Dict[str, Any]:
     """Validated params of ``expid`` with outputs under ``work`` (quiet, CPU)."""
-    resolved = resolve_params(expid, config_dir, overrides={"verbose": 0, **(overrides or {})}, work_dir=work)
-    params = validate_params(resolved, get_model(resolved.params["model"]))
-    params["gpu"] = -1
-    return params
+    return validated_params(expid, config_dir=config_dir, overrides={"verbose": 0, **(overrides or {})},
+                            work_dir=work)
 
 
 @pytest.fixture()

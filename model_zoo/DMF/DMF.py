@@ -166,6 +166,11 @@ class DMF(MMCTRModel):
         for switch, (off, keys) in unused.items():
             if params.get(switch, True) is off:
                 out += [(k, f"key '{k}' is unused with {switch}: {off}") for k in keys if k in params]
+        defaults = inspect.signature(cls.__init__).parameters
+        heads = params.get("num_heads", defaults["num_heads"].default)
+        dim = params.get("attention_dim", defaults["attention_dim"].default)
+        if params.get("use_dta", True) and dim % heads:
+            out.append(("num_heads", f"num_heads={heads} must divide attention_dim={dim}"))
         if "cmm_weight" in params and params.get("cmm_mode", "concat") != "weighted_sum":
             out.append(("cmm_weight", "key 'cmm_weight' is read only with cmm_mode: weighted_sum"))
         if "quantile_fit_rows" in params and params.get("bucket_edges", "equal_width") != "quantile":

@@ -15,6 +15,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from model_zoo.errors import ConfigError
+
 __all__ = ["DecoupledTargetAttention", "EarlyFusionTargetAttention", "ComplementaryModality", "masked_softmax"]
 
 
@@ -53,7 +55,7 @@ class DecoupledTargetAttention(nn.Module):
                  sim_on_values: bool = True, output_dim: Optional[int] = None) -> None:
         super().__init__()
         if num_heads < 1 or attention_dim % num_heads:
-            raise ValueError(f"num_heads={num_heads}; expected a divisor of attention_dim={attention_dim}")
+            raise ConfigError(f"num_heads={num_heads}; expected a divisor of attention_dim={attention_dim}")
         self.num_heads, self.head_dim = num_heads, attention_dim // num_heads
         self.scale = 1.0 / math.sqrt(self.head_dim)
         self.query = nn.Linear(input_dim, attention_dim)
@@ -140,7 +142,7 @@ class EarlyFusionTargetAttention(nn.Module):
                  num_heads: int = 1, sim_on_values: bool = True, output_dim: Optional[int] = None) -> None:
         super().__init__()
         if num_heads < 1 or attention_dim % num_heads:
-            raise ValueError(f"num_heads={num_heads}; expected a divisor of attention_dim={attention_dim}")
+            raise ConfigError(f"num_heads={num_heads}; expected a divisor of attention_dim={attention_dim}")
         self.num_heads, self.head_dim = num_heads, attention_dim // num_heads
         self.scale = 1.0 / math.sqrt(self.head_dim)
         self.sim_on_values = sim_on_values

@@ -20,6 +20,7 @@ Exit codes: 0 done; 2 bad input, config or data (one line on stderr, nothing hal
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -71,6 +72,20 @@ def _check_two_classes(loader: Any, label: str, split: str, path: Path) -> None:
     if len(classes) < 2:
         raise DataError(f"{split} has {len(values)} rows, all with {label}={classes[0] if len(classes) else '-'}; "
                         f"AUC needs both classes (checked before training)", path=str(path), column=label)
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold SIGINT/SIGTERM back for the duration (delivered right after), where POSIX signal masks exist."""
+    signals = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask") or not _in_main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -164,8 +179,9 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
                 "valid_cold_rows": valid.get("cold_rows"), "test_cold_rows": test.get("cold_rows"),
                 "overrides": resolved.overrides or None,
             }
-            append_result(results_path, row)
-            record.set_status("finished", results=str(results_path))
+            with _signals_deferred():  # the row and the "finished" status are written together or not at all
+                append_result(results_path, row)
+                record.set_status("finished", results=str(results_path))
         except KeyboardInterrupt:
             record.set_status("interrupted", signal="SIGINT", trained=trained)
             raise
