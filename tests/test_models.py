@@ -5,6 +5,10 @@ range, NaNs, a gradient on every parameter, a state_dict round trip, seeded dete
 """
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -94,3 +98,30 @@ def test_skipping_padding_items_changes_nothing(experiment, model_name):
     for a, b in zip(fast, full):
         assert torch.allclose(a, b, atol=1e-6)
     assert torch.allclose(fast_pred, full_pred, atol=1e-6)
+
+
+# ---- golden values ------------------------------------------------------------------------------------------------
+GOLDEN = Path(__file__).parent / "golden" / "model_outputs.json"
+GOLDEN_ROWS = 8
+GOLDEN_ATOL = 1e-5  # float32 outputs of a few hundred multiply-adds: MKL/OpenMP rounding stays far below this
+
+
+def _golden_outputs(experiment, name: str) -> list:
+    model, batch, _ = build(experiment, name, seed=0)
+    model.eval()
+    with torch.no_grad():
+        return model(batch)["y_pred"][:GOLDEN_ROWS, 0].tolist()
+
+
+def test_golden_outputs(experiment, model_name):
+    """Seed 0, the first rows of the tiny world's valid split: the stored outputs (``MMCTR_UPDATE_GOLDEN=1`` rewrites
+    them after an intended change; the diff then shows in review)."""
+    stored = json.loads(GOLDEN.read_text()) if GOLDEN.is_file() else {}
+    got = _golden_outputs(experiment, model_name)
+    if os.environ.get("MMCTR_UPDATE_GOLDEN") == "1":
+        stored[model_name] = got
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
+    assert model_name in stored, f"no golden outputs for {model_name}: run with MMCTR_UPDATE_GOLDEN=1"
+    assert torch.allclose(torch.tensor(got), torch.tensor(stored[model_name]), atol=GOLDEN_ATOL, rtol=0), (
+        model_name, got, stored[model_name])
