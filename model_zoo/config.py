@@ -90,7 +90,7 @@ RUNNER_SCHEMA: Mapping[str, Tuple[Any, bool, str]] = {
     "test_data": (Optional[_Path], False, "test split"),
     "item_info": (_Path, True, "item_info.parquet (dense, row 0 = padding)"),
     "item_feature": (Optional[_Path], False, "item_feature.parquet (raw text/image vectors)"),
-    "test_has_labels": (bool, False, "false: test is predicted, not scored"),
+    "test_has_labels": (Optional[bool], False, "false: test is predicted, not scored; null = true"),
     "feature_cols": (Tuple[Dict[str, Any], ...], True, "FuxiCTR feature columns"),
     "label_col": (Dict[str, Any], True, "label column: {name, dtype}"),
     "synthetic": (Optional[Dict[str, Any]], False, "generator of a synthetic world: {world, preset, seed, ...}"),

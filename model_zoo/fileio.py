@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 __all__ = ["sha256_file", "atomic_write", "atomic_write_text", "atomic_write_json", "temp_dir_for", "publish_dir",
-           "remove_stale_temp", "append_line_locked", "file_lock"]
+           "remove_stale_temp", "append_line_locked", "file_lock", "directory_lock"]
 
 TEMP_MARK = ".tmp-"  # temp files and dirs are named "<name>.tmp-<pid>-<random>" next to their target
 
@@ -142,6 +142,29 @@ class file_lock:
     def __exit__(self, *exc: Any) -> None:
         fcntl.flock(self._fh, fcntl.LOCK_UN)
         self._fh.close()
+
+
+class directory_lock:
+    """Exclusive advisory lock on a directory itself (POSIX ``flock`` on its descriptor) for a ``with`` block.
+
+    Unlike :class:`file_lock` it leaves no lock file next to what it guards.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self._fd: int | None = None
+
+    def __enter__(self) -> "directory_lock":
+        self._fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        os.close(self._fd)  # closing the descriptor releases the lock
 
 
 def append_line_locked(path: str | Path, line: str, *, header: str | None = None) -> Path:

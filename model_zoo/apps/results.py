@@ -45,6 +45,15 @@ class ResultsTable:
     def warnings(self) -> List[str]:
         return [f"{self.path}:{line}: {reason}; line skipped" for line, reason in self.damaged]
 
+    def summary(self, shown: int = 5) -> str:
+        """One line naming every damaged line as ``file:line (reason)`` (the first ``shown``), or "" if none."""
+        if not self.damaged:
+            return ""
+        listed = ", ".join(f"{self.path}:{line} ({reason})" for line, reason in self.damaged[:shown])
+        more = f" and {len(self.damaged) - shown} more" if len(self.damaged) > shown else ""
+        return (f"{len(self.damaged)} damaged line(s) in the results file, skipped by readers and left as they "
+                f"are: {listed}{more}")
+
 
 def _format_value(value: Any) -> str:
     if value is None:

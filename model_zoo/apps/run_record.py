@@ -1,10 +1,10 @@
 """Immutable run records: every run writes into its own new directory and never touches another run's files.
 
 ``<model_root>/<dataset_id>/<expid>/<run_id>/`` holds ``params.yaml`` (the resolved, validated params: any row can be
-re-run exactly), ``env.json`` (versions, device, git commit, command), ``train.log``, ``model.pt`` (the best
-checkpoint, written through a temp file and a rename), ``metrics.json`` and ``status.json`` (``running``,
-``finished``, ``failed`` with the error, ``interrupted``). The run id (time, pid, random suffix) is created with an
-exclusive ``mkdir``, so two runs of one expid, even at the same second, never share a file.
+re-run exactly), ``env.json`` (versions, device, git commit, command), ``train.log``, ``model.pt`` (the best checkpoint,
+written through a temp file and a rename), ``metrics.json`` and ``status.json`` (``running``, ``finished`` with the
+checkpoint's sha256, ``failed`` with the error, ``interrupted``). The run id (time, pid, random suffix) is created with
+an exclusive ``mkdir``, so two runs of one expid, even at the same second, never share a file.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 from model_zoo.config import PACKAGE_DIR, dump_params, read_yaml
 from model_zoo.errors import ConfigError, DataError
-from model_zoo.fileio import atomic_write_json
+from model_zoo.fileio import atomic_write_json, sha256_file
 
 __all__ = ["RunRecord", "environment", "find_runs", "latest_finished_run"]
 
@@ -118,6 +118,24 @@ class RunRecord:
             raise ValueError(f"state={state!r}; expected one of {STATES}")
         self.write_json("status.json", {"state": state, "time": datetime.now().isoformat(timespec="seconds"),
                                         **info})
+
+    def checkpoint_sha256(self) -> Optional[str]:
+        """sha256 of ``model.pt`` (None when there is none), recorded in the finished status."""
+        return sha256_file(self.checkpoint) if self.checkpoint.is_file() else None
+
+    def verify_checkpoint(self) -> Path:
+        """``model.pt`` if it is present and, where the finished status recorded its sha256, unchanged since.
+
+        Raises DataError naming the file otherwise (missing, truncated, bit-flipped or replaced).
+        """
+        if not self.checkpoint.is_file():
+            raise DataError(f"run {self.dir}: checkpoint {self.checkpoint.name} not found")
+        recorded = self.status().get("checkpoint_sha256")
+        if recorded and sha256_file(self.checkpoint) != recorded:
+            raise DataError(f"sha256 differs from the one recorded when the run finished ({recorded[:12]}...): "
+                            f"the checkpoint was damaged or replaced since; retrain or restore it",
+                            path=str(self.checkpoint))
+        return self.checkpoint
 
     def status(self) -> Dict[str, Any]:
         import json

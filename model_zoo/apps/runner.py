@@ -6,16 +6,17 @@
     mmctr-run --config my_dataset/ --expid DMF_my_dataset      # a FuxiCTR-style config dir (builder, tuner)
     python run_expid.py ...                                    # the same, FuxiCTR-style
 
-Flow: resolve and validate every key (nothing read or written before) -> device (``--gpu N`` honoured or exit 2) ->
-data (a synthetic world is generated or verified) -> a new run record (``model_zoo.apps.run_record``) -> experiment
-(``model_zoo.experiment``) -> checks that need data (both classes in valid) -> fit -> evaluate valid and test,
-overall and on cold-item rows -> ``metrics.json`` -> one appended results row.
+Flow: resolve and validate every key (nothing read or written before) -> device (``--gpu N`` honoured or exit 2) -> data
+(a synthetic world is generated or verified; every split opens; both classes in valid, and in test when it is scored) ->
+a new run record (``model_zoo.apps.run_record``) -> experiment (``model_zoo.experiment``) -> fit -> evaluate valid and
+test, overall and on cold-item rows -> ``metrics.json`` -> one appended results row.
 
 Outputs go under ``--output-dir`` (default: the current directory): ``checkpoints/``, ``results/results.csv``,
 ``data/`` (synthetic worlds) and ``cache/`` (feature maps, embedding variants), unless a config sets other paths.
 
 Exit codes: 0 done; 2 bad input, config or data (one line on stderr, nothing half-written); 1 an unexpected failure
-(after training, the checkpoint is kept and the run's ``status.json`` holds the error); 130 Ctrl-C; 143 SIGTERM.
+or a failed write such as a full disk (one line; the run's ``status.json`` holds the error; after training the
+checkpoint is kept); 130 Ctrl-C; 143 SIGTERM (the run's ``status.json`` says ``interrupted``; no result row).
 """
 from __future__ import annotations
 
@@ -66,14 +67,6 @@ def split_metrics(pred, metrics: Sequence[str], train_items: np.ndarray) -> Dict
     return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in out.items()}
 
 
-def _check_two_classes(loader: Any, label: str, split: str, path: Path) -> None:
-    values = loader.row_columns[label].numpy()
-    classes = np.unique(values)
-    if len(classes) < 2:
-        raise DataError(f"{split} has {len(values)} rows, all with {label}={classes[0] if len(classes) else '-'}; "
-                        f"AUC needs both classes (checked before training)", path=str(path), column=label)
-
-
 @contextlib.contextmanager
 def _signals_deferred():
     """Hold SIGINT/SIGTERM back for the duration (delivered right after), where POSIX signal masks exist."""
@@ -97,7 +90,7 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
         submission: Optional[str | os.PathLike] = None, command: str = "") -> Dict[str, Any]:
     """Train and evaluate ``expid`` in a new run record; returns the result row (also appended to ``results``)."""
     import model_zoo  # noqa: F401  (registers the models)
-    from model_zoo.apps.results import append_result, check_results_target
+    from model_zoo.apps.results import append_result, check_results_target, read_results
     from model_zoo.apps.run_record import RunRecord, environment
     from model_zoo.config import parse_overrides, resolve_params, validate_params
     from model_zoo.datasets import prepare
@@ -107,6 +100,8 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
     from model_zoo.registry import get_model
 
     work = Path(output_dir).expanduser().resolve() if output_dir else Path.cwd()
+    if work.exists() and not work.is_dir():
+        raise ConfigError(f"--output-dir {output_dir}: exists and is not a directory")
     results_path = Path(results).expanduser().resolve() if results else work / "results" / "results.csv"
     resolved = resolve_params(expid, config_dir, overrides=parse_overrides(overrides), work_dir=work)
     if "model" not in resolved.params:
@@ -116,10 +111,15 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
     device, device_name = resolve_device(gpu, params["amp"])
     params["gpu"] = gpu
     check_results_target(results_path)
+    damaged = read_results(results_path).summary()
+    if damaged:  # never repaired here: the file is append-only, readers skip these lines
+        print(f"warning: {damaged}", file=sys.stderr, flush=True)
     if submission is not None and Path(submission).exists() and not Path(submission).is_dir():
         raise ConfigError(f"--submission {submission}: exists and is not a directory")
     verbose = params["verbose"]
-    prepare.locate_data(params, progress=verbose > 0)  # missing files or a synthetic world: before any record
+    # missing or unreadable files, a synthetic world, labels of one class: all before any record is written
+    files = prepare.locate_data(params, progress=verbose > 0)
+    prepare.check_splits(params, files)
 
     record = RunRecord.create(params["model_root"], params["dataset_id"], expid)
     with record.logging_to_file(verbose):
@@ -132,11 +132,7 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
             exp = build_experiment(params, cache_dir=work / "cache", progress=verbose > 0, model_cls=model_cls)
             model = exp.model
             model.checkpoint = str(record.checkpoint)
-            label = exp.feature_map.labels[0]
-            _check_two_classes(exp.loader("valid"), label, "valid", exp.files.valid)
             scored_test = exp.has_split("test") and exp.test_has_labels
-            if scored_test:
-                _check_two_classes(exp.loader("test"), label, "test", exp.files.test)
             num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
             logging.info("Model %s: %d trainable parameters", params["model"], num_params)
             started = time.perf_counter()
@@ -179,9 +175,10 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
                 "valid_cold_rows": valid.get("cold_rows"), "test_cold_rows": test.get("cold_rows"),
                 "overrides": resolved.overrides or None,
             }
+            checkpoint_sha256 = record.checkpoint_sha256()
             with _signals_deferred():  # the row and the "finished" status are written together or not at all
                 append_result(results_path, row)
-                record.set_status("finished", results=str(results_path))
+                record.set_status("finished", results=str(results_path), checkpoint_sha256=checkpoint_sha256)
         except KeyboardInterrupt:
             record.set_status("interrupted", signal="SIGINT", trained=trained)
             raise
@@ -260,7 +257,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"terminated: {args.expid} stopped by SIGTERM; earlier runs and results are untouched", file=sys.stderr)
         return EXIT_TERMINATED
     except OSError as exc:  # disk full, permissions: one line, the run's status.json has the details
-        print(f"error: {exc.strerror or exc} ({exc.filename or ''})".rstrip(" ()"), file=sys.stderr)
+        print(f"error: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else ""), file=sys.stderr)
         return EXIT_FAILURE
     finally:
         if previous is not None:

@@ -137,20 +137,36 @@ def make_submission(model: Any, test_gen: Any, files: Any, out_dir: str | os.Pat
 def load_trained(run_dir: str | os.PathLike, gpu: int = -1, output_dir: Optional[str | os.PathLike] = None):
     """Rebuild the experiment of a finished run from its ``params.yaml`` and load its ``model.pt``.
 
+    The saved params are validated again like a config (a run directory is input too: an edited ``params.yaml``
+    gets the same checks, so no string in it reaches FuxiCTR's ``eval``), and the checkpoint must still have the
+    sha256 recorded when the run finished.
+
     Returns the :class:`~model_zoo.experiment.Experiment` (its model holds the trained weights).
     """
     import model_zoo  # noqa: F401  (registers the models)
     from model_zoo.apps.run_record import RunRecord
+    from model_zoo.config import Resolved, validate_params
     from model_zoo.device import resolve_device
     from model_zoo.experiment import build_experiment
+    from model_zoo.registry import get_model
 
     record = RunRecord(Path(run_dir))
-    params = record.read_params()
+    if not record.dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir}: not a directory")
+    saved = record.read_params()
     state = record.status().get("state")
     if state != "finished":
         raise ConfigError(f"run {record.dir} is {state!r}, not finished; pick a finished run")
-    if not record.checkpoint.is_file():
-        raise DataError(f"run {record.dir}: checkpoint {record.checkpoint.name} not found")
+    saved.pop("gpu", None)  # set from --gpu
+    if not isinstance(saved.get("model"), str):
+        raise ConfigError(f"{record.params_file}: missing key 'model'")
+    where = str(record.params_file)
+    try:
+        params = validate_params(Resolved(str(saved.get("model_id", record.dir.parent.name)), saved,
+                                          origin={k: where for k in saved}), get_model(saved["model"]))
+    except ConfigError as exc:
+        raise ConfigError(f"{where} (edited since the run finished?): {exc}") from None
+    record.verify_checkpoint()
     resolve_device(gpu, params.get("amp") or "off")
     params["gpu"] = gpu
     work = Path(output_dir).resolve() if output_dir else Path.cwd()

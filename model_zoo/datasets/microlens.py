@@ -29,7 +29,7 @@ from model_zoo.schema import (IMG_EMB_DIM, ITEM_EMB_COLUMNS, ITEM_EMB_DIM, ITEM_
                                ITEM_TAGS_LENGTH, MICROLENS_VOCAB, SEQ_LENGTH, SPLIT_COLUMNS, TXT_EMB_DIM)
 
 __all__ = [
-    "ColumnSpec", "read_split", "read_item_info", "read_optional_item_table",
+    "ColumnSpec", "read_split", "read_item_info", "read_optional_item_table", "open_parquet",
     "split_specs", "item_info_specs", "item_feature_specs", "item_emb_specs",
     "SPLIT_COLUMNS", "ITEM_INFO_COLUMNS", "ITEM_FEATURE_COLUMNS", "ITEM_EMB_COLUMNS", "MICROLENS_VOCAB",
     "SEQ_LENGTH", "ITEM_TAGS_LENGTH", "ITEM_EMB_DIM", "TXT_EMB_DIM", "IMG_EMB_DIM", "COLUMN_KINDS",
@@ -421,6 +421,9 @@ def _read_columns(path: str | Path, specs: Sequence[ColumnSpec], *, allow_extra:
     if row0 != num_rows:
         raise DataError(f"decoded {row0} rows but the parquet footer declares {num_rows}", path=shown)
     return {name: reader.result() for name, reader in zip(names, readers)}, shown
+
+
+open_parquet = _open_parquet  # public name: the runner opens every split before it writes anything
 
 
 # ---------------------------------------------------------------------------------------------------------------------

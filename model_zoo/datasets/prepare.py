@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -21,15 +22,20 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from model_zoo.datasets.microlens import ColumnSpec, read_item_info, read_optional_item_table, read_split
+from model_zoo.datasets.microlens import (ColumnSpec, open_parquet, read_item_info, read_optional_item_table,
+                                         read_split)
 from model_zoo.errors import ConfigError, DataError
+from model_zoo.fileio import publish_dir, sha256_file
 from model_zoo.schema import SEQ_COLUMN, TARGET_COLUMN
 
-__all__ = ["DatasetFiles", "expand_feature_cols", "locate_data", "apply_embedding_variant", "split_columns", "item_columns",
+__all__ = ["DatasetFiles", "expand_feature_cols", "locate_data", "check_splits", "apply_embedding_variant",
+           "split_columns", "item_columns",
            "build_feature_map", "load_item_table", "make_loader", "oracle_metrics", "train_item_mask",
            "load_item_feature_vectors", "sample_train_rows"]
 
 CHALLENGE_DATASET_ID = "MicroLens_1M_x1"
+_FEATURE_MAP_DIGEST = "feature_map.json.sha256"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,25 @@ def locate_data(params: Mapping[str, Any], *, progress: bool = True) -> DatasetF
     return files
 
 
+def check_splits(params: Mapping[str, Any], files: DatasetFiles) -> None:
+    """Cheap checks a run makes before it writes anything: every file opens as parquet (a truncated file has no
+    footer), and the labelled splits hold both classes (valid always; test when its labels are scored), since AUC,
+    early stopping and the checkpoint choice need them. Raises DataError naming the file and column."""
+    for path in (files.train, files.valid, files.test, files.item_info):
+        if path is not None:
+            open_parquet(path)
+    label = params["label_col"]["name"]
+    scored = [("valid", files.valid)]
+    if files.test is not None and params.get("test_has_labels") is not False:
+        scored.append(("test", files.test))
+    for split, path in scored:
+        values = read_split(path, [ColumnSpec(label, "label")], allow_extra=True)[label]
+        classes = np.unique(values)
+        if len(classes) < 2:
+            raise DataError(f"the {split} split has {len(values)} rows, all with {label}={classes[0]:g}; AUC needs "
+                            f"both classes (checked before training)", path=str(path), column=label)
+
+
 def apply_embedding_variant(params: Dict[str, Any], files: DatasetFiles, cache_dir: Path, *,
                             progress: bool = True) -> Tuple[Dict[str, Any], DatasetFiles]:
     """Point the run at the item_info file of ``params["embedding_variant"]`` (V1, V2, ... built on demand).
@@ -171,12 +196,25 @@ def _feature_map_key(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def _feature_map_problem(map_dir: Path) -> Optional[str]:
+    """None when ``map_dir/feature_map.json`` has the sha256 recorded next to it when it was built."""
+    json_file, digest_file = map_dir / "feature_map.json", map_dir / _FEATURE_MAP_DIGEST
+    if not json_file.is_file():
+        return "feature_map.json missing"
+    try:
+        recorded = digest_file.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return f"{_FEATURE_MAP_DIGEST} missing (built by an older zoo)"
+    return None if sha256_file(json_file) == recorded else "feature_map.json differs from its recorded sha256"
+
+
 def build_feature_map(params: Mapping[str, Any], cache_dir: Path):
     """FuxiCTR ``FeatureMap`` of the dataset (``rebuild_dataset: False``: identity vocabs from each ``vocab_size``).
 
-    Written by FuxiCTR's own ``FeatureProcessor.fit`` into a temp dir, then renamed to
-    ``cache_dir/feature_maps/<hash of feature_cols and label_col>/``, so a changed feature set gets its own map and
-    parallel runs never see a half-written one. No Ray is started.
+    Written by FuxiCTR's own ``FeatureProcessor.fit`` into a temp dir with the sha256 of its ``feature_map.json``,
+    then renamed to ``cache_dir/feature_maps/<hash of feature_cols and label_col>/``, so a changed feature set gets
+    its own map and parallel runs never see a half-written one. A cached map that no longer matches its sha256
+    (truncated, edited, bit-flipped) is rebuilt with a warning: it is derived data. No Ray is started.
     """
     from fuxictr.features import FeatureMap
     from fuxictr.preprocess.feature_processor import FeatureProcessor
@@ -184,18 +222,26 @@ def build_feature_map(params: Mapping[str, Any], cache_dir: Path):
     dataset_id = params["dataset_id"]
     map_dir = cache_dir / "feature_maps" / _feature_map_key(params)  # one per feature set: variants never race
     json_file = map_dir / "feature_map.json"
-    if not json_file.is_file():
+    problem = _feature_map_problem(map_dir) if map_dir.exists() else "not built yet"
+    if problem:
+        if map_dir.exists():
+            log.warning("feature map %s: %s; rebuilding it", map_dir, problem)
         map_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp_root = Path(tempfile.mkdtemp(dir=map_dir.parent, prefix=".tmp-"))
         try:
             processor = FeatureProcessor(feature_cols=expand_feature_cols(params["feature_cols"]),
                                          label_col=params["label_col"], dataset_id=dataset_id, data_root=str(tmp_root))
             processor.fit(train_ddf=None, rebuild_dataset=False)
-            try:
-                os.rename(tmp_root / dataset_id, map_dir)
-            except OSError:  # another run finished the same map first
-                if not json_file.is_file():
-                    raise
+            built = tmp_root / dataset_id
+            (built / _FEATURE_MAP_DIGEST).write_text(sha256_file(built / "feature_map.json") + "\n", encoding="ascii")
+            if map_dir.exists() and _feature_map_problem(map_dir):
+                publish_dir(built, map_dir)  # replaces the damaged map in one rename
+            else:
+                try:
+                    os.rename(built, map_dir)
+                except OSError:  # another run finished the same map first
+                    if _feature_map_problem(map_dir):
+                        raise
         finally:
             shutil.rmtree(tmp_root, ignore_errors=True)
     feature_map = FeatureMap(dataset_id, str(map_dir))

@@ -12,8 +12,11 @@ import contextlib
 import functools
 import inspect
 import logging
+import os
+import pickle
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -26,7 +29,7 @@ from torch import Tensor, nn
 
 from model_zoo.datasets.loader import MMCTRBatch
 from model_zoo.fileio import atomic_write
-from model_zoo.errors import ConfigError
+from model_zoo.errors import ConfigError, DataError
 from model_zoo.params import Loss, Optimizer, PositiveFloat, PositiveInt, Regularizer, annotations_of, check_value
 
 __all__ = ["MMCTRModel", "DataRequirements", "ModelData", "Predictions", "TRAINING_KEYS"]
@@ -275,8 +278,43 @@ class MMCTRModel(BaseModel):
 
     # ---- checkpoints ----------------------------------------------------------------------------------------------
     def save_weights(self, checkpoint: str) -> None:
-        """``torch.save`` through a temp file and a rename: a crash or a full disk never leaves half a checkpoint."""
-        atomic_write(checkpoint, lambda tmp: torch.save(self.state_dict(), tmp))
+        """``torch.save`` through a temp file, fsync and a rename: a crash or a full disk never leaves half a
+        checkpoint, and an earlier checkpoint at ``checkpoint`` stays as it was.
+
+        The bytes go through a Python file object, so a failed write raises ``OSError`` (``ENOSPC``, ``EFBIG``)
+        naming the checkpoint; given a path, torch's own writer reports it as an opaque ``RuntimeError``.
+        """
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                torch.save(self.state_dict(), fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+        try:
+            atomic_write(checkpoint, write)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot write the checkpoint: {exc.strerror or exc}", str(checkpoint)) \
+                from exc
+
+    def load_weights(self, checkpoint: str) -> None:
+        """Load a checkpoint of this model (tensors only: ``weights_only``, no pickled code is ever run).
+
+        A damaged, truncated or foreign file raises DataError naming it instead of torch's internal error.
+        """
+        self.to(self.device)
+        try:
+            state_dict = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise DataError("checkpoint not found", path=str(checkpoint)) from None
+        except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"not a loadable checkpoint ({reason}); the file is damaged or was not written by "
+                            f"the zoo", path=str(checkpoint)) from None
+        try:
+            self.load_state_dict(state_dict)
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            reason = " ".join(str(exc).split())[:200]
+            raise DataError(f"checkpoint does not fit {type(self).__name__} as configured ({reason})",
+                            path=str(checkpoint)) from None
 
     # ---- shared embeddings --------------------------------------------------------------------------------------
     def embed_rows(self, row_inputs: Dict[str, Tensor]) -> Tensor:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from model_zoo.errors import DataError
-from model_zoo.fileio import atomic_write_json, publish_dir, remove_stale_temp, sha256_file, temp_dir_for
+from model_zoo.fileio import (atomic_write_json, directory_lock, publish_dir, remove_stale_temp, sha256_file,
+                              temp_dir_for)
 from model_zoo.schema import DATA_FILES
 
 from . import seqneg, world
@@ -110,10 +111,11 @@ def verify_files(out: Path, manifest: Mapping[str, Any]) -> List[str]:
     return problems
 
 
-def cached_manifest(out_dir: str | Path, config: WorldConfig) -> Optional[Dict[str, Any]]:
+def cached_manifest(out_dir: str | Path, config: WorldConfig, *, warn: bool = True) -> Optional[Dict[str, Any]]:
     """The manifest of the world in ``out_dir`` if it was made from ``config`` and every file verifies, else None.
 
-    A world made from the same config whose files fail :func:`verify_files` logs one warning line naming them.
+    A world made from the same config whose files fail :func:`verify_files` logs one warning line naming them
+    (unless ``warn`` is False).
     Manifests written before worlds were named count as world ``microlens_synth``.
     """
     out = Path(out_dir)
@@ -124,7 +126,8 @@ def cached_manifest(out_dir: str | Path, config: WorldConfig) -> Optional[Dict[s
         return None
     problems = verify_files(out, manifest)
     if problems:
-        log.warning("synthetic world %s does not verify (%s); regenerating it", out, "; ".join(problems))
+        if warn:
+            log.warning("synthetic world %s does not verify (%s); regenerating it", out, "; ".join(problems))
         return None
     manifest.setdefault("world", name)
     return manifest
@@ -154,12 +157,20 @@ def ensure_world(config: WorldConfig, out_dir: str | Path, *, force: bool = Fals
     """``(manifest, reused)``: the verified world of ``config`` in ``out_dir`` (``reused=True``), or a fresh one.
 
     Temp directories of dead generator processes next to ``out_dir`` are removed first; ``force`` regenerates even
-    a world that verifies.
+    a world that verifies. A world that has to be made is checked again and generated under a lock on its parent
+    directory, so parallel runs that need the same world generate it once and never swap it under each other.
     """
-    remove_stale_temp(Path(out_dir).absolute())
+    out = Path(out_dir).absolute()
+    remove_stale_temp(out)
     if not force:
-        cached = cached_manifest(out_dir, config)
+        cached = cached_manifest(out, config)
         if cached is not None:
             return cached, True
-    return generate(config, out_dir, progress=progress), False
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with directory_lock(out.parent):
+        if not force:  # another process may have made it while this one waited
+            cached = cached_manifest(out, config, warn=False)
+            if cached is not None:
+                return cached, True
+        return generate(config, out, progress=progress), False
 
