@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Dict, Iterable, List, Literal, Mapping, Optional, Sequence, Tuple, Union
@@ -489,7 +490,11 @@ def validate_params(resolved: Resolved | Mapping[str, Any], model_cls: type) -> 
         if required and key not in params:
             problems.append(f"expid '{resolved.expid}': missing key '{key}' ({doc}; expected "
                             f"{describe(RUNNER_SCHEMA[key][0])})")
-    _check_features(params, problems)
+    feature_problems: List[str] = []
+    _check_features(params, feature_problems)
+    for problem in feature_problems:  # each message starts with its key: feature_cols[0]..., label_col: ..., group_id=
+        key = re.match(r"[a-z_]+", problem).group(0)
+        problems.append(f"{resolved.where(key)}: {problem}")
     monitor = params.get("monitor")
     metrics = params.get("metrics") or ()
     for name in (monitor if isinstance(monitor, dict) else [monitor] if monitor else []):

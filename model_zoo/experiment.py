@@ -70,11 +70,13 @@ class Experiment:
         return self._train_items
 
 
-def prepare_data(params: Mapping[str, Any], *, cache_dir: Path, progress: bool = True):
-    """Data steps only (no model): files (generating a synthetic world if declared), the embedding variant, the
-    feature map and the item table. Returns (effective params, files, feature_map, item_table)."""
+def prepare_data(params: Mapping[str, Any], *, cache_dir: Path, progress: bool = True,
+                 files: Optional[prepare.DatasetFiles] = None):
+    """Data steps only (no model): files (generating a synthetic world if declared; ``files`` when the caller already
+    located them), the embedding variant, the feature map and the item table.
+    Returns (effective params, files, feature_map, item_table)."""
     params = dict(params)
-    files = prepare.locate_data(params, progress=progress)
+    files = files or prepare.locate_data(params, progress=progress)
     cache = Path(cache_dir) / params["dataset_id"]
     params, files = prepare.apply_embedding_variant(params, files, cache, progress=progress)
     feature_map = prepare.build_feature_map(params, cache)
@@ -108,7 +110,7 @@ def model_kwargs(params: Mapping[str, Any], model_cls: type) -> Dict[str, Any]:
 
 
 def build_experiment(params: Mapping[str, Any], *, cache_dir: Path, progress: bool = True,
-                     model_cls: Optional[type] = None) -> Experiment:
+                     model_cls: Optional[type] = None, files: Optional[prepare.DatasetFiles] = None) -> Experiment:
     """Data + model from validated params (``model_zoo.config.validate_params``) plus ``gpu``.
 
     The model is built after ``seed_everything(params["seed"])``, so the same params give the same initial weights.
@@ -117,7 +119,7 @@ def build_experiment(params: Mapping[str, Any], *, cache_dir: Path, progress: bo
     from fuxictr.pytorch.torch_utils import seed_everything
 
     model_cls = model_cls or get_model(params["model"])
-    params, files, feature_map, item_table = prepare_data(params, cache_dir=cache_dir, progress=progress)
+    params, files, feature_map, item_table = prepare_data(params, cache_dir=cache_dir, progress=progress, files=files)
     data = _model_data(model_cls, params, files, item_table)
     seed_everything(seed=params["seed"])
     model = model_cls(feature_map, data=data, **model_kwargs(params, model_cls))

@@ -66,7 +66,11 @@ def temp_dir_for(final: str | Path) -> Path:
     """A fresh, empty temp directory next to ``final`` (same filesystem, so :func:`publish_dir` can rename it)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"{final.name}{TEMP_MARK}{os.getpid()}-", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{final.name}{TEMP_MARK}{os.getpid()}-", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the published directory gets the usual permissions
+    return tmp
 
 
 def publish_dir(tmp: str | Path, final: str | Path) -> Path:

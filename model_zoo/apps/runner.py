@@ -129,7 +129,8 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
         record.set_status("running")
         trained = False
         try:
-            exp = build_experiment(params, cache_dir=work / "cache", progress=verbose > 0, model_cls=model_cls)
+            exp = build_experiment(params, cache_dir=work / "cache", progress=verbose > 0, model_cls=model_cls,
+                                   files=files)
             model = exp.model
             model.checkpoint = str(record.checkpoint)
             scored_test = exp.has_split("test") and exp.test_has_labels
