@@ -1,7 +1,7 @@
 """Data-path benchmark: our tensor join vs the challenge baseline's per-batch pandas join, side by side in one run.
 
-The baseline data path is re-implemented from the behaviour of ``reczoo/WWW2025_MMCTR_Challenge:src/mmctr_dataloader.py``
-(read at 4e0b2b4): the split is read with polars and column-stacked into one numpy matrix (list columns exploded to one
+The baseline data path is re-implemented from the behaviour of
+``reczoo/WWW2025_MMCTR_Challenge:src/mmctr_dataloader.py`` (read at 4e0b2b4): the split is read with polars and column-stacked into one numpy matrix (list columns exploded to one
 column per position) and served row by row through a torch ``DataLoader``; a collate function stacks the rows, cuts
 ``item_seq[:, -max_len:]``, builds the mask, looks up every history and target item with ``item_info.iloc[ids]`` in
 pandas and turns each joined column into a tensor with ``np.stack`` over its per-row arrays.
@@ -213,8 +213,8 @@ def _run(args: argparse.Namespace, dataset_id: str, work: Path) -> int:
 
     summary = {
         "benchmark": "loader", "dataset": dataset_id, "expid": args.expid, "batch_size": args.batch_size,
-        "experiment_build_s": round(build_s, 2), "max_len": params["max_len"], "batches": args.batches, "repeats": args.repeats,
-        "baseline_workers": args.baseline_workers, "threads": args.threads,
+        "experiment_build_s": round(build_s, 2), "max_len": params["max_len"], "batches": args.batches,
+        "repeats": args.repeats, "baseline_workers": args.baseline_workers, "threads": args.threads,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "loader_speedup": ratio("loader_batches_per_s", "baseline"),
         "train_speedup": ratio("train_samples_per_s", "baseline"),
