@@ -1,10 +1,12 @@
 """Data-path benchmark: our tensor join vs the challenge baseline's per-batch pandas join, side by side in one run.
 
 The baseline data path is re-implemented from the behaviour of
-``reczoo/WWW2025_MMCTR_Challenge:src/mmctr_dataloader.py`` (read at 4e0b2b4): the split is read with polars and column-stacked into one numpy matrix (list columns exploded to one
-column per position) and served row by row through a torch ``DataLoader``; a collate function stacks the rows, cuts
-``item_seq[:, -max_len:]``, builds the mask, looks up every history and target item with ``item_info.iloc[ids]`` in
-pandas and turns each joined column into a tensor with ``np.stack`` over its per-row arrays.
+``reczoo/WWW2025_MMCTR_Challenge:src/mmctr_dataloader.py`` (read at 4e0b2b4): the split is read with polars and
+column-stacked into one numpy matrix (list columns exploded to one column per position) and served row by row through
+a torch ``DataLoader``; a collate function stacks the rows, cuts ``item_seq[:, -max_len:]``, builds the mask, looks
+up every history and target item with ``item_info.iloc[ids]`` in pandas and turns each joined column into a tensor
+with ``np.stack`` over its per-row arrays. That re-implementation is the point of this benchmark (the reference path),
+not a second copy of the zoo's data path.
 
 Three data paths, same rows, same DIN:
 * ``ours``: the zoo's loader (tensor ``index_select`` join);

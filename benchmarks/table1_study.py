@@ -95,8 +95,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from model_zoo.apps.tuner.run import SweepInterrupted, Terminated, finished_runs, run_jobs, sigterm_raises
 
     parser = BenchParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=SIZES, default="tiny", help="world size; tiny runs the <Model>_test "
-                                                                          "expids, small and full <Model>_MicroLens_synth")
+    parser.add_argument("--dataset", choices=SIZES, default="tiny",
+                        help="world size; tiny runs the <Model>_test expids, small and full <Model>_MicroLens_synth")
     parser.add_argument("--world", choices=WORLDS, default="synth", help="synthetic world: MicroLens_<world>_<size>")
     parser.add_argument("--models", nargs="+", default=["DIN_SENet", "DMF"])
     parser.add_argument("--variants", nargs="+", default=["V1", "V2", "V3", "V4", "V5", "V5c"])
