@@ -130,7 +130,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exc.exit_code
     except (KeyboardInterrupt, Terminated) as exc:
         print(f"interrupted: table1 study stopped by {'SIGTERM' if isinstance(exc, Terminated) else 'SIGINT'} "
-              f"before any run started", file=sys.stderr)
+              f"outside a run; finished runs stay in --output-dir (if one was given)", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     rows = []
     for run in runs:
