@@ -30,12 +30,14 @@ import yaml
 
 from model_zoo.errors import ConfigError, did_you_mean
 from model_zoo.fileio import atomic_write_text
+from model_zoo.schema import DATA_FILES, SPLITS
 from model_zoo.params import (Metric, Name, NonNegativeInt, PositiveFloat, PositiveInt, Range, check_value,
                               coerce_value, describe)
 
 __all__ = ["PACKAGE_DIR", "CONFIG_DIR", "read_yaml", "config_file", "dataset_block", "list_expids", "Resolved",
            "resolve_params", "load_params", "validate_params", "parse_overrides", "dump_params", "RUNNER_SCHEMA",
-           "PATH_KEYS", "load_keyed_config", "list_dataset_ids", "dataset_params"]
+           "PATH_KEYS", "load_keyed_config", "list_dataset_ids", "dataset_params", "absolute_paths",
+           "config_blocks"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -97,8 +99,8 @@ RUNNER_SCHEMA: Mapping[str, Tuple[Any, bool, str]] = {
     "synthetic": (Optional[Dict[str, Any]], False, "generator of a synthetic world: {world, preset, seed, ...}"),
 }
 # Files of a synthetic world, inside <data_root>/<dataset_id>/.
-SYNTHETIC_FILES = {"train_data": "train.parquet", "valid_data": "valid.parquet", "test_data": "test.parquet",
-                   "item_info": "item_info.parquet", "item_feature": "item_feature.parquet"}
+SYNTHETIC_FILES = {**{f"{split}_data": f"{split}.parquet" for split in SPLITS},
+                   **{Path(name).stem: name for name in DATA_FILES if Path(name).stem in ("item_info", "item_feature")}}
 # Set by the loader or the CLI, never by a config file.
 _DERIVED_KEYS = {"model_id": "the expid", "gpu": "--gpu"}
 # FuxiCTR keys that nothing in the zoo reads: named so that the error says why, not just "unknown".
@@ -291,6 +293,18 @@ def _absolute(value: Any, base: Path) -> Any:
         return value
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def absolute_paths(block: Mapping[str, Any], base: Path) -> Dict[str, Any]:
+    """``block`` with the values of its path keys (``PATH_KEYS``) made absolute against ``base``."""
+    return {k: _absolute(v, base) if k in PATH_KEYS else v for k, v in block.items()}
+
+
+def config_blocks(config_dir: str | os.PathLike, stem: str) -> Dict[str, Tuple[Any, Path]]:
+    """Blocks of a FuxiCTR-style dir (``<stem>.yaml`` or ``<stem>/*.yaml``; the first file wins): name -> (block,
+    the file it came from)."""
+    blocks = _blocks(_yaml_files(Path(config_dir), stem), shipped=False, duplicates="first")
+    return {name: (b.values, b.path) for name, b in blocks.items()}
 
 
 def resolve_params(expid: str, config_dir: Optional[str | os.PathLike] = None, *,
@@ -500,6 +514,13 @@ def validate_params(resolved: Resolved | Mapping[str, Any], model_cls: type) -> 
     for name in (monitor if isinstance(monitor, dict) else [monitor] if monitor else []):
         if isinstance(metrics, (list, tuple)) and name not in metrics and check_value(name, Metric) is None:
             problems.append(f"{resolved.where('monitor')}: monitor metric {name!r} is not among metrics {metrics}")
+    variant = params.get("embedding_variant")
+    if isinstance(variant, str):
+        from model_zoo.embeddings.variant_config import canonical_variant
+        try:
+            canonical_variant(variant)
+        except ConfigError as exc:
+            problems.append(f"{resolved.where('embedding_variant')}: {exc}")
     if not problems:  # model-specific combinations need well-typed values
         problems += [f"{resolved.where(k)}: {msg}" for k, msg in model_cls.config_conflicts(params)]
     if problems:

@@ -662,4 +662,5 @@ def test_codes_only_variant_with_the_head_vector_is_refused(tmp_path, work_dir):
     from conftest import run_cli, shared_data_args
     out = run_cli(["--expid", "DMF_test", "--output-dir", str(tmp_path), *shared_data_args(work_dir),
                    "--set", "embedding_variant=V5c", "--set", "feature_specs=null"], cwd=tmp_path)
-    assert out.returncode == 2 and "mm_item_info_column='item_emb_d128' is not an item feature" in out.stderr
+    assert out.returncode == 2 and "keeps semantic ids only" in out.stderr and "target_mm_in_head" in out.stderr
+    assert not (tmp_path / "checkpoints").exists(), "refused before any work"

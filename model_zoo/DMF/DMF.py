@@ -171,6 +171,16 @@ class DMF(MMCTRModel):
         dim = params.get("attention_dim", defaults["attention_dim"].default)
         if params.get("use_dta", True) and dim % heads:
             out.append(("num_heads", f"num_heads={heads} must divide attention_dim={dim}"))
+        variant = params.get("embedding_variant")
+        if variant:
+            from model_zoo.embeddings.variant_config import VARIANTS, canonical_variant
+            name = canonical_variant(variant)
+            uses_vector = params.get("target_mm_in_head", True) or params.get("mm_in_keys", False) or \
+                params.get("mm_source", "item_feature") == "item_info"
+            if VARIANTS[name].codes_only and uses_vector:
+                out.append(("embedding_variant", f"embedding_variant={variant!r} keeps semantic ids only (no "
+                            f"item_emb_d128); DMF then needs target_mm_in_head: false, mm_in_keys: false and "
+                            f"mm_source: item_feature (e.g. --set target_mm_in_head=false)"))
         if "cmm_weight" in params and params.get("cmm_mode", "concat") != "weighted_sum":
             out.append(("cmm_weight", "key 'cmm_weight' is read only with cmm_mode: weighted_sum"))
         if "quantile_fit_rows" in params and params.get("bucket_edges", "equal_width") != "quantile":

@@ -92,24 +92,21 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
     import model_zoo  # noqa: F401  (registers the models)
     from model_zoo.apps.results import append_result, check_results_target, read_results
     from model_zoo.apps.run_record import RunRecord, environment
-    from model_zoo.config import parse_overrides, resolve_params, validate_params
+    from model_zoo.config import parse_overrides
     from model_zoo.datasets import prepare
     from model_zoo.defaults import DATASET_EMBEDDING
     from model_zoo.device import resolve_device
-    from model_zoo.experiment import build_experiment
+    from model_zoo.experiment import build_experiment, validated_params
     from model_zoo.registry import get_model
 
     work = Path(output_dir).expanduser().resolve() if output_dir else Path.cwd()
     if work.exists() and not work.is_dir():
         raise ConfigError(f"--output-dir {output_dir}: exists and is not a directory")
     results_path = Path(results).expanduser().resolve() if results else work / "results" / "results.csv"
-    resolved = resolve_params(expid, config_dir, overrides=parse_overrides(overrides), work_dir=work)
-    if "model" not in resolved.params:
-        raise ConfigError(f"expid '{expid}' ({resolved.where('dataset_id')}): missing key 'model'")
-    model_cls = get_model(resolved.params["model"])
-    params = validate_params(resolved, model_cls)
+    overrides_given = parse_overrides(overrides)
+    params = validated_params(expid, config_dir=config_dir, overrides=overrides_given, work_dir=work, gpu=gpu)
+    model_cls = get_model(params["model"])
     device, device_name = resolve_device(gpu, params["amp"])
-    params["gpu"] = gpu
     check_results_target(results_path)
     damaged = read_results(results_path).summary()
     if damaged:  # never repaired here: the file is append-only, readers skip these lines
@@ -174,7 +171,7 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
                 "run_id": record.run_id, "run_dir": str(record.dir), "device": device_name,
                 "valid_cold_AUC": valid.get("cold_AUC"), "test_cold_AUC": test.get("cold_AUC"),
                 "valid_cold_rows": valid.get("cold_rows"), "test_cold_rows": test.get("cold_rows"),
-                "overrides": resolved.overrides or None,
+                "overrides": overrides_given or None,
             }
             checkpoint_sha256 = record.checkpoint_sha256()
             with _signals_deferred():  # the row and the "finished" status are written together or not at all

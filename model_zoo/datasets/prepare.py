@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from model_zoo.datasets.microlens import (ColumnSpec, open_parquet, read_item_info, read_optional_item_table,
                                          read_split)
 from model_zoo.errors import ConfigError, DataError
-from model_zoo.fileio import publish_dir, sha256_file
+from model_zoo.fileio import remove_stale_temp, temp_dir_for, publish_dir, sha256_file
 from model_zoo.schema import SEQ_COLUMN, TARGET_COLUMN
 
 __all__ = ["DatasetFiles", "expand_feature_cols", "locate_data", "check_splits", "apply_embedding_variant",
@@ -227,7 +227,8 @@ def build_feature_map(params: Mapping[str, Any], cache_dir: Path):
         if map_dir.exists():
             log.warning("feature map %s: %s; rebuilding it", map_dir, problem)
         map_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp_root = Path(tempfile.mkdtemp(dir=map_dir.parent, prefix=".tmp-"))
+        remove_stale_temp(map_dir)  # a killed build's leftovers
+        tmp_root = temp_dir_for(map_dir)
         try:
             processor = FeatureProcessor(feature_cols=expand_feature_cols(params["feature_cols"]),
                                          label_col=params["label_col"], dataset_id=dataset_id, data_root=str(tmp_root))

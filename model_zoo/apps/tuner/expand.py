@@ -47,7 +47,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
-from model_zoo.config import (CONFIG_DIR, PACKAGE_DIR, PATH_KEYS, RUNNER_SCHEMA, config_file, dataset_block,
+from model_zoo.config import (CONFIG_DIR, PACKAGE_DIR, PATH_KEYS, RUNNER_SCHEMA, absolute_paths, config_blocks,
+                              config_file, dataset_block,
                               read_yaml, resolve_params)
 from model_zoo.errors import ConfigError, did_you_mean
 from model_zoo.fileio import atomic_write_text, temp_dir_for
@@ -125,18 +126,6 @@ def load_tuner_file(path: str | os.PathLike) -> Tuple[Path, Dict[str, Any]]:
     return path, cfg
 
 
-def _absolute_paths(block: Mapping[str, Any], base: Path) -> Dict[str, Any]:
-    """``block`` with its relative path values made absolute against ``base``."""
-    out = dict(block)
-    for key in PATH_KEYS:
-        value = out.get(key)
-        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-            out[key] = str((base / Path(value).expanduser()).resolve())
-        elif isinstance(value, str) and value:
-            out[key] = str(Path(value).expanduser())
-    return out
-
-
 def _base_config_dir(value: str, tuner_path: Path) -> Path:
     given = Path(value).expanduser()
     candidates: List[Path] = []
@@ -156,32 +145,18 @@ def _base_config_dir(value: str, tuner_path: Path) -> Path:
                       f"{', '.join(str(c) for c in candidates)})")
 
 
-def _yaml_blocks(config_dir: Path, stem: str) -> Tuple[Dict[str, Any], Dict[str, Path]]:
-    """Blocks of ``<stem>.yaml`` or ``<stem>/*.yaml`` in ``config_dir`` (FuxiCTR layout; the first file wins)."""
-    single = config_dir / f"{stem}.yaml"
-    files = [single] if single.is_file() else sorted((config_dir / stem).glob("*.yaml"))
-    blocks: Dict[str, Any] = {}
-    where: Dict[str, Path] = {}
-    for path in files:
-        for name, block in read_yaml(path).items():
-            if name not in blocks:
-                blocks[str(name)], where[str(name)] = block, path
-    return blocks, where
-
-
 def _staging_blocks(cfg: Mapping[str, Any], tuner_path: Path, user_dir: Optional[Path]) -> Tuple[Dict, Dict]:
     """The user's model and dataset blocks (base_config dir < inline), every path absolute."""
     model: Dict[str, Any] = {}
     datasets: Dict[str, Any] = {}
     if user_dir is not None:
         for stem, target in (("model_config", model), ("dataset_config", datasets)):
-            blocks, where = _yaml_blocks(user_dir, stem)
-            for name, block in blocks.items():
-                target[name] = _absolute_paths(block, where[name].parent) if isinstance(block, dict) else block
+            for name, (block, path) in config_blocks(user_dir, stem).items():
+                target[name] = absolute_paths(block, path.parent) if isinstance(block, dict) else block
     inline_base = tuner_path.parent
     for key, target in (("model_config", model), ("dataset_config", datasets)):
         for name, block in (cfg.get(key) or {}).items():
-            target[str(name)] = _absolute_paths(block, inline_base) if isinstance(block, dict) else block
+            target[str(name)] = absolute_paths(block, inline_base) if isinstance(block, dict) else block
     return model, datasets
 
 
@@ -208,7 +183,7 @@ def normalize_tuner_file(tuner_file: str | os.PathLike, work_dir: Path, staging_
     expid = str(cfg["base_expid"])
     base_dir = _base_config_dir(str(cfg["base_config"]), tuner_path) if cfg.get("base_config") else None
     if base_dir is not None:
-        blocks, _ = _yaml_blocks(base_dir, "model_config")
+        blocks = config_blocks(base_dir, "model_config")
         if not blocks:
             raise ConfigError(f"{tuner_path}: base_config {base_dir} has no model_config.yaml or model_config/*.yaml")
         inline = cfg.get("model_config") or {}
@@ -239,14 +214,14 @@ def normalize_tuner_file(tuner_file: str | os.PathLike, work_dir: Path, staging_
     except ConfigError as exc:
         raise ConfigError(f"{tuner_path}: {exc}") from None
     dataset_side.pop("dataset_id", None)  # FuxiCTR trap: a carried dataset_id overwrites the hashed one
-    dataset_side = _absolute_paths(dataset_side, work_dir)  # the zoo's blocks; the user's are absolute already
+    dataset_side = absolute_paths(dataset_side, work_dir)  # the zoo's blocks; the user's are absolute already
     model_side["dataset_id"] = dataset_id
 
     space = {str(k): (v if isinstance(v, list) else [v]) for k, v in cfg["tuner_space"].items()}
     path_base = work_dir if _shipped(tuner_path) else tuner_path.parent
     for key in PATH_KEYS:
         if key in space:
-            space[key] = [_absolute_paths({key: v}, path_base)[key] for v in space[key]]
+            space[key] = [absolute_paths({key: v}, path_base)[key] for v in space[key]]
     allowed = {**RUNNER_SCHEMA, **model_cls.config_schema()}
     bad = [k for k in space if k not in allowed]
     if bad:

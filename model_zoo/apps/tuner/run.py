@@ -135,17 +135,14 @@ class PlannedJob:
 def plan_jobs(jobs: Sequence[Job], config_dir: Optional[str], work_dir: Path) -> List[PlannedJob]:
     """Resolve and validate every job, as the runner will; one ConfigError lists every problem."""
     import model_zoo  # noqa: F401  (registers the models)
-    from model_zoo.config import resolve_params, validate_params
-    from model_zoo.registry import get_model
+    from model_zoo.experiment import validated_params
 
     planned: List[PlannedJob] = []
     problems: List[str] = []
     for job in jobs:
         try:
-            resolved = resolve_params(job.expid, config_dir, overrides=job.overrides_dict, work_dir=work_dir)
-            if "model" not in resolved.params:
-                raise ConfigError(f"expid '{job.expid}': missing key 'model'")
-            planned.append(PlannedJob(job, validate_params(resolved, get_model(resolved.params["model"]))))
+            planned.append(PlannedJob(job, validated_params(job.expid, config_dir=config_dir,
+                                                            overrides=job.overrides_dict, work_dir=work_dir)))
         except ConfigError as exc:
             problems.append(f"{job.label}: {exc}")
     if problems:
