@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 # Before torch loads OpenMP: sleeping (not spinning) worker threads, robust on a shared machine (see
 # bench_dmf_serving.py). Set OMP_WAIT_POLICY=ACTIVE to measure spinning threads.

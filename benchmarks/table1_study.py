@@ -29,10 +29,9 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from benchlib import BenchParser, overrides, positive_int, print_result, usage_error, work_dir
+from benchlib import BenchParser, overrides, positive_int, print_result, work_dir
 
 from model_zoo.embeddings.variant_config import VARIANTS, canonical_variant
-from model_zoo.errors import ZooError
 
 SIZES = ("tiny", "small", "full")
 WORLDS = ("synth", "seqneg")
@@ -92,7 +91,7 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from model_zoo.apps.tuner.run import SweepInterrupted, Terminated, finished_runs, run_jobs, sigterm_raises
+    from model_zoo.apps.tuner.run import APP_STOPS, app_exit, finished_runs, run_jobs, sigterm_raises
 
     parser = BenchParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=SIZES, default="tiny",
@@ -123,15 +122,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 return report.exit_code
             done, _ = finished_runs(results)
             ev = explained_variances(runs, work)
-    except ZooError as exc:
-        return usage_error(exc)
-    except SweepInterrupted as exc:
-        print(exc.line(), file=sys.stderr)
-        return exc.exit_code
-    except (KeyboardInterrupt, Terminated) as exc:
-        print(f"interrupted: table1 study stopped by {'SIGTERM' if isinstance(exc, Terminated) else 'SIGINT'} "
-              f"outside a run; finished runs stay in --output-dir (if one was given)", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+    except APP_STOPS as exc:
+        return app_exit(exc, "table1 study", "finished runs stay in --output-dir (if one was given)")
     rows = []
     for run in runs:
         row = done[run["job"].key]

@@ -261,7 +261,7 @@ def test_children_run_the_runner_module_and_a_silent_exit_0_fails(tmp_path, monk
     assert argv[argv.index("--results") + 1] == str(tmp_path / "results" / "results.csv")
     assert argv[-4:] == ["--set", "seed=2", "--gpu", "-1"]
     assert report.exit_code == 1 and "exit code 0 but no result row" in report.failed[0].error
-    assert f"FAILED DIN_test[seed=2]: exit code 0 but no result row" in report.text()
+    assert "FAILED DIN_test[seed=2]: exit code 0 but no result row" in report.text()
 
 
 def test_ctrl_c_during_the_runs_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):

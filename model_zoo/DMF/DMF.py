@@ -6,7 +6,7 @@ from typing import Annotated, Any, Dict, List, Literal, Mapping, Optional, Seque
 
 import torch
 from fuxictr.pytorch.layers import MLP_Block
-from torch import Tensor, nn
+from torch import Tensor
 
 from model_zoo.datasets.loader import MMCTRBatch
 from model_zoo.DMF.attention import ComplementaryModality, DecoupledTargetAttention, EarlyFusionTargetAttention

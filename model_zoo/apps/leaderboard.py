@@ -39,7 +39,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from model_zoo.config import dataset_block, list_dataset_ids, load_keyed_config
 from model_zoo.defaults import DATASET_EMBEDDING
-from model_zoo.errors import ConfigError, DataError, ZooError
+from model_zoo.errors import ConfigError, DataError
 from model_zoo.fileio import atomic_write, atomic_write_text
 
 __all__ = ["LEADERBOARD_COLUMNS", "PUBLISHED", "PUBLISHED_ZHOU", "select_rows", "leaderboard_rows",
@@ -376,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from model_zoo.apps.tuner.run import Job, SweepInterrupted, Terminated, run_jobs, sigterm_raises
+    from model_zoo.apps.tuner.run import APP_STOPS, Job, app_exit, run_jobs, sigterm_raises
 
     args = build_parser().parse_args(argv)
     shown = ["python -m model_zoo.apps.leaderboard"] + list(argv if argv is not None else sys.argv[1:])
@@ -403,16 +403,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                                 config_dir=config_dir,
                                                 shown_results=_shown(results),
                                                 command=" ".join(shown))
-    except ZooError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except SweepInterrupted as exc:
-        print(exc.line(), file=sys.stderr)
-        return exc.exit_code
-    except (KeyboardInterrupt, Terminated) as exc:
-        print(f"interrupted: leaderboard stopped by {'SIGTERM' if isinstance(exc, Terminated) else 'SIGINT'}; "
-              f"nothing written", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+    except APP_STOPS as exc:
+        return app_exit(exc, "leaderboard")
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print("\n".join(str(p) for p in paths.values()))

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from model_zoo.config import load_keyed_config
-from model_zoo.errors import ConfigError, DataError, ZooError
+from model_zoo.errors import ConfigError, DataError
 from model_zoo.fileio import atomic_write, atomic_write_text
 
 __all__ = ["SEED_CONFIG_KEYS", "SUMMARY_COLUMNS", "load_seed_config", "seed_jobs", "seed_rows", "summarize",
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from model_zoo.apps.tuner.run import SweepInterrupted, Terminated, plan_jobs, run_jobs, sigterm_raises
+    from model_zoo.apps.tuner.run import APP_STOPS, app_exit, plan_jobs, run_jobs, sigterm_raises
 
     args = build_parser().parse_args(argv)
     work = Path(args.output_dir).expanduser().resolve() if args.output_dir else Path.cwd()
@@ -291,16 +291,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     return report.exit_code  # a partial study would replace a complete report: nothing written
             command = f"python -m model_zoo.apps.seeds --run {args.run}"
             paths, missing, warnings = write_report(results, out, cfg, command)
-    except ZooError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except SweepInterrupted as exc:
-        print(exc.line(), file=sys.stderr)
-        return exc.exit_code
-    except (KeyboardInterrupt, Terminated) as exc:
-        print(f"interrupted: seed study stopped by {'SIGTERM' if isinstance(exc, Terminated) else 'SIGINT'}; "
-              f"nothing written", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+    except APP_STOPS as exc:
+        return app_exit(exc, "seed study")
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(paths["md"].read_text(encoding="utf-8"))

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from model_zoo.apps.tuner.report import STDERR_TAIL_LINES, RunOutcome, SweepReport
-from model_zoo.errors import ConfigError
+from model_zoo.errors import ConfigError, ZooError
 
 __all__ = ["Job", "PlannedJob", "Terminated", "SweepInterrupted", "sigterm_raises", "plan_jobs", "finished_runs",
            "prepare_datasets", "run_child", "run_jobs", "init_local_ray", "BACKENDS", "RUNNER_MODULE"]
@@ -46,7 +46,7 @@ __all__ = ["Job", "PlannedJob", "Terminated", "SweepInterrupted", "sigterm_raise
 RUNNER_MODULE = "model_zoo.apps.runner"
 BACKENDS = ("local", "ray")
 STOP_GRACE_SECONDS = 20.0
-EXIT_INTERRUPT, EXIT_TERMINATED = 130, 143
+EXIT_USAGE, EXIT_INTERRUPT, EXIT_TERMINATED = 2, 130, 143
 # Params that decide what prepare_data builds (one preparation per distinct combination).
 _DATA_KEYS = ("dataset_id", "data_root", "data_format", "train_data", "valid_data", "test_data", "item_info",
               "item_feature", "feature_cols", "label_col", "synthetic", "embedding_variant", "feature_specs",
@@ -73,6 +73,25 @@ class SweepInterrupted(BaseException):
                                                                     else "")
         return (f"interrupted: {self.name} stopped by {self.signal_name}; {stopped}; {self.finished} run(s) finished "
                 f"in this session are kept; rerun the same command to resume")
+
+
+APP_STOPS = (ZooError, SweepInterrupted, KeyboardInterrupt, Terminated)  # what an application turns into an exit code
+
+
+def app_exit(exc: BaseException, name: str, note: str = "nothing written") -> int:
+    """The one line and exit code of an application stopped by ``exc`` (one of ``APP_STOPS``): 2 for bad input,
+    130 / 143 for Ctrl-C / SIGTERM (``note`` says what was kept); anything else is re-raised."""
+    if isinstance(exc, ZooError):
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if isinstance(exc, SweepInterrupted):
+        print(exc.line(), file=sys.stderr)
+        return exc.exit_code
+    if isinstance(exc, (KeyboardInterrupt, Terminated)):
+        sigterm = isinstance(exc, Terminated)
+        print(f"interrupted: {name} stopped by {'SIGTERM' if sigterm else 'SIGINT'}; {note}", file=sys.stderr)
+        return EXIT_TERMINATED if sigterm else EXIT_INTERRUPT
+    raise exc
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
