@@ -42,7 +42,7 @@ class Experiment:
     item_table: ItemInfoTable
     model: MMCTRModel
     _loaders: Dict[str, MMCTRDataLoader] = field(default_factory=dict, repr=False)
-    _train_items: Optional[np.ndarray] = field(default=None, repr=False)
+    _train_items: Dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def test_has_labels(self) -> bool:
@@ -63,11 +63,14 @@ class Experiment:
                                                        with_label=split != "test" or self.test_has_labels)
         return self._loaders[split]
 
-    def train_items(self) -> np.ndarray:
-        """(I + 1,) bool: item ids that occur in train (target or history); False = cold."""
-        if self._train_items is None:
-            self._train_items = prepare.train_item_mask(self.files.train, self.item_table.num_rows)
-        return self._train_items
+    def train_items(self, *, positives_only: bool = False) -> np.ndarray:
+        """(I + 1,) bool: item ids that occur in train (target or history); False = cold. ``positives_only``: as a
+        positive target or in a history; False = new (see ``prepare.train_item_mask``)."""
+        key = "positive" if positives_only else "any"
+        if key not in self._train_items:
+            self._train_items[key] = prepare.train_item_mask(self.files.train, self.item_table.num_rows,
+                                                             positives_only=positives_only)
+        return self._train_items[key]
 
 
 def prepare_data(params: Mapping[str, Any], *, cache_dir: Path, progress: bool = True,

@@ -30,6 +30,8 @@ RESULT_FIELDS: Tuple[str, ...] = (
     # added with run records (fields are only ever appended)
     "run_id", "run_dir", "device", "valid_cold_AUC", "test_cold_AUC", "valid_cold_rows", "test_cold_rows",
     "overrides",
+    # cold = target never in train; new = target never a positive train target nor in a train history
+    "valid_new_AUC", "test_new_AUC", "valid_new_rows", "test_new_rows",
 )
 _FIRST_FIELDS = RESULT_FIELDS[:3]  # a header must start like this to be a zoo results file
 

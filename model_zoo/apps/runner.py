@@ -48,10 +48,12 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise RunTerminated()
 
 
-def split_metrics(pred, metrics: Sequence[str], train_items: np.ndarray) -> Dict[str, Any]:
-    """FuxiCTR's metrics of a split's predictions, plus AUC and row count on cold-item rows (target never in train).
+def split_metrics(pred, metrics: Sequence[str], train_items: np.ndarray,
+                  train_positive_items: Optional[np.ndarray] = None) -> Dict[str, Any]:
+    """FuxiCTR's metrics of a split's predictions, plus AUC and row count on cold-item rows (target never in train)
+    and on new-item rows (target never a positive train target nor in a train history).
 
-    Cold AUC is None when the cold rows hold one class only (or none).
+    A subset's AUC is None when its rows hold one class only (or none).
     """
     from fuxictr.metrics import evaluate_metrics
     from sklearn.metrics import roc_auc_score
@@ -60,10 +62,15 @@ def split_metrics(pred, metrics: Sequence[str], train_items: np.ndarray) -> Dict
         raise DataError(f"the split has labels of one class only ({int(pred.y_true[0]) if len(pred.y_true) else '-'}"
                         f"); AUC is undefined")
     out: Dict[str, Any] = dict(evaluate_metrics(pred.y_true, pred.y_pred, list(metrics), pred.group))
-    cold = ~train_items[np.clip(pred.target, 0, len(train_items) - 1)]
-    out["cold_rows"] = int(cold.sum())
-    labels = pred.y_true[cold]
-    out["cold_AUC"] = float(roc_auc_score(labels, pred.y_pred[cold])) if len(np.unique(labels)) == 2 else None
+    subsets = {"cold": train_items}
+    if train_positive_items is not None:
+        subsets["new"] = train_positive_items
+    for name, seen in subsets.items():
+        rows = ~seen[np.clip(pred.target, 0, len(seen) - 1)]
+        labels = pred.y_true[rows]
+        out[f"{name}_rows"] = int(rows.sum())
+        out[f"{name}_AUC"] = (float(roc_auc_score(labels, pred.y_pred[rows])) if len(np.unique(labels)) == 2
+                              else None)
     return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in out.items()}
 
 
@@ -138,14 +145,14 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
                       max_gradient_norm=params["max_gradient_norm"])
             train_seconds = time.perf_counter() - started
             trained = True
-            train_items = exp.train_items()
+            train_items, train_positive_items = exp.train_items(), exp.train_items(positives_only=True)
             split_logs: Dict[str, Dict[str, Any]] = {}
             for split in ("valid", "test"):
                 if split == "test" and not scored_test:
                     continue
                 logging.info("****** %s evaluation ******", split)
                 split_logs[split] = split_metrics(model.predict_split(exp.loader(split)), params["metrics"],
-                                                  train_items)
+                                                  train_items, train_positive_items)
                 logging.info("[%s] %s", split, split_logs[split])
             sub_info: Dict[str, Any] = {}
             if submission is not None:
@@ -172,6 +179,8 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
                 "valid_cold_AUC": valid.get("cold_AUC"), "test_cold_AUC": test.get("cold_AUC"),
                 "valid_cold_rows": valid.get("cold_rows"), "test_cold_rows": test.get("cold_rows"),
                 "overrides": overrides_given or None,
+                "valid_new_AUC": valid.get("new_AUC"), "test_new_AUC": test.get("new_AUC"),
+                "valid_new_rows": valid.get("new_rows"), "test_new_rows": test.get("new_rows"),
             }
             checkpoint_sha256 = record.checkpoint_sha256()
             with _signals_deferred():  # the row and the "finished" status are written together or not at all

@@ -25,7 +25,7 @@ from model_zoo.datasets.microlens import (ColumnSpec, open_parquet, read_item_in
                                          read_split)
 from model_zoo.errors import ConfigError, DataError
 from model_zoo.fileio import remove_stale_temp, temp_dir_for, publish_dir, sha256_file
-from model_zoo.schema import SEQ_COLUMN, TARGET_COLUMN
+from model_zoo.schema import LABEL_COLUMN, SEQ_COLUMN, TARGET_COLUMN
 
 __all__ = ["DatasetFiles", "expand_feature_cols", "locate_data", "check_splits", "apply_embedding_variant",
            "split_columns", "item_columns",
@@ -266,15 +266,23 @@ def make_loader(path: Path, params: Mapping[str, Any], item_table: ItemInfoTable
                            seed=params["seed"], target_column=TARGET_COLUMN, seq_column=SEQ_COLUMN)
 
 
-def train_item_mask(path: Path, num_items: int) -> np.ndarray:
+def train_item_mask(path: Path, num_items: int, *, positives_only: bool = False) -> np.ndarray:
     """(num_items,) bool: True for every item id that occurs in the train split, as a target or anywhere in a
-    history (the whole stored history, whatever ``max_len``). The complement (id > 0) are the *cold* items."""
+    history (the whole stored history, whatever ``max_len``). The complement (id > 0) are the *cold* items.
+
+    ``positives_only``: count only positive targets (and histories): the complement are *new* items, never
+    interacted with in train. With sampled negatives almost every item is some train row's negative, so few rows
+    are cold while new items remain (e.g. a dataset built from a positive-only log).
+    """
     seen = np.zeros(num_items, dtype=bool)
     pf = pq.ParquetFile(path)
-    for batch in pf.iter_batches(columns=[TARGET_COLUMN, SEQ_COLUMN], batch_size=65_536):
-        seen[batch.column(0).to_numpy()] = True
-        flat = pc.list_flatten(batch.column(1)).to_numpy()
-        seen[flat] = True
+    columns = [TARGET_COLUMN, SEQ_COLUMN] + ([LABEL_COLUMN] if positives_only else [])
+    for batch in pf.iter_batches(columns=columns, batch_size=65_536):
+        targets = batch.column(0).to_numpy()
+        if positives_only:
+            targets = targets[batch.column(2).to_numpy().astype(np.float64) > 0.5]
+        seen[targets] = True
+        seen[pc.list_flatten(batch.column(1)).to_numpy()] = True
     seen[0] = False  # padding
     return seen
 
