@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-__all__ = ["sha256_file", "atomic_write", "atomic_write_text", "atomic_write_json", "temp_dir_for", "publish_dir",
+__all__ = ["sha256_file", "atomic_write", "atomic_write_text", "atomic_write_figure", "atomic_write_json", "temp_dir_for", "publish_dir",
            "remove_stale_temp", "append_line_locked", "file_lock", "directory_lock"]
 
 TEMP_MARK = ".tmp-"  # temp files and dirs are named "<name>.tmp-<pid>-<random>" next to their target
@@ -44,6 +44,15 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_figure(path: str | Path, figure: Any, dpi: int = 110) -> Path:
+    """Save a matplotlib ``figure`` as PNG atomically, then close it (whatever happens)."""
+    import matplotlib.pyplot as plt
+    try:
+        return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi))
+    finally:
+        plt.close(figure)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -400,4 +400,4 @@ def test_cli_reuses_verified_world(world: Dict[str, Any], capsys: pytest.Capture
     text = capsys.readouterr().out
     assert "MicroLens_seqneg_tiny (seqneg)" in text and "cached and verified" in text and "cold targets" in text
     assert generate_app.main(["--world", "seqneg", "--out", str(world["out"]), "--set", "num_negatives=x"]) == 2
-    assert "not an integer" in capsys.readouterr().err
+    assert "must be an integer" in capsys.readouterr().err

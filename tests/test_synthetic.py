@@ -378,19 +378,19 @@ def test_failed_forced_regeneration_keeps_old_world(tmp_path: Path, monkeypatch:
 def test_cli_force_set_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "w"
     args = ["--world", "microlens_synth", "--preset", "tiny", "--out", str(out), "--quiet"]
-    assert generate_app.main(args + ["--set", "num_train=1500", "--set", "user_topic_probs=0.6,0.4"]) == 0
+    assert generate_app.main(args + ["--set", "num_train=1500", "--set", "user_topic_probs=[0.6, 0.4]"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["world"] == "microlens_synth" and manifest["rows"]["train"] == 1500
     assert manifest["config"]["user_topic_probs"] == [0.6, 0.4]
     mtime = (out / "train.parquet").stat().st_mtime_ns
-    assert generate_app.main(args + ["--set", "num_train=1500", "--set", "user_topic_probs=0.6,0.4"]) == 0
+    assert generate_app.main(args + ["--set", "num_train=1500", "--set", "user_topic_probs=[0.6, 0.4]"]) == 0
     assert "cached and verified" in capsys.readouterr().out
     assert (out / "train.parquet").stat().st_mtime_ns == mtime
-    assert generate_app.main(args + ["--set", "num_train=1500", "--set", "user_topic_probs=0.6,0.4", "--force"]) == 0
+    assert generate_app.main(args + ["--set", "num_train=1500", "--set", "user_topic_probs=[0.6, 0.4]", "--force"]) == 0
     assert "cached" not in capsys.readouterr().out
     assert (out / "train.parquet").stat().st_mtime_ns != mtime
     for bad, expected in ((["--world", "seqnegg"], "allowed worlds"), (["--set", "num_trian=5"], "num_train"),
-                          (["--set", "num_train=abc"], "not an integer"), (["--set", "num_train"], "key=value"),
+                          (["--set", "num_train=abc"], "must be an integer"), (["--set", "num_train"], "key=value"),
                           (["--seed", "x"], "invalid int value"), (["--bogus"], "unrecognized")):
         assert generate_app.main(args + bad) == 2, bad
         err = capsys.readouterr().err.strip()

@@ -40,7 +40,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from model_zoo.config import dataset_block, list_dataset_ids, load_keyed_config
 from model_zoo.defaults import DATASET_EMBEDDING
 from model_zoo.errors import ConfigError, DataError
-from model_zoo.fileio import atomic_write, atomic_write_text
+from model_zoo.fileio import atomic_write_figure, atomic_write_text
 
 __all__ = ["LEADERBOARD_COLUMNS", "PUBLISHED", "PUBLISHED_ZHOU", "select_rows", "leaderboard_rows",
            "synthetic_dataset_ids", "render_markdown", "render_csv", "render_png", "write_leaderboard",
@@ -289,10 +289,7 @@ def render_png(table: Sequence[Mapping[str, Any]], path: Path) -> None:
         ax.set_title(_dataset_title(dataset_id, group[0]["synthetic"] == "yes"), fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    finally:
-        plt.close(fig)
+    atomic_write_figure(path, fig)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -21,10 +21,8 @@ checkpoint is kept); 130 Ctrl-C; 143 SIGTERM (the run's ``status.json`` says ``i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
-import signal
 import sys
 import time
 from datetime import datetime
@@ -33,19 +31,12 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from model_zoo.apps.signals import Terminated, sigterm_raises, signals_deferred
 from model_zoo.errors import ConfigError, DataError, ZooError
 
-__all__ = ["run", "main", "build_parser", "split_metrics", "RunTerminated"]
+__all__ = ["run", "main", "build_parser", "split_metrics", "prepare_process"]
 
 EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPT, EXIT_TERMINATED = 2, 1, 130, 143
-
-
-class RunTerminated(BaseException):
-    """SIGTERM, raised in the main thread so the run unwinds like a Ctrl-C (records its state, exits 143)."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise RunTerminated()
 
 
 def split_metrics(pred, metrics: Sequence[str], train_items: np.ndarray,
@@ -72,20 +63,6 @@ def split_metrics(pred, metrics: Sequence[str], train_items: np.ndarray,
         out[f"{name}_AUC"] = (float(roc_auc_score(labels, pred.y_pred[rows])) if len(np.unique(labels)) == 2
                               else None)
     return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in out.items()}
-
-
-@contextlib.contextmanager
-def _signals_deferred():
-    """Hold SIGINT/SIGTERM back for the duration (delivered right after), where POSIX signal masks exist."""
-    signals = {signal.SIGINT, signal.SIGTERM}
-    if not hasattr(signal, "pthread_sigmask") or not _in_main_thread():
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _fmt(value: Optional[float]) -> str:
@@ -183,13 +160,13 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
                 "valid_new_rows": valid.get("new_rows"), "test_new_rows": test.get("new_rows"),
             }
             checkpoint_sha256 = record.checkpoint_sha256()
-            with _signals_deferred():  # the row and the "finished" status are written together or not at all
+            with signals_deferred():  # the row and the "finished" status are written together or not at all
                 append_result(results_path, row)
                 record.set_status("finished", results=str(results_path), checkpoint_sha256=checkpoint_sha256)
         except KeyboardInterrupt:
             record.set_status("interrupted", signal="SIGINT", trained=trained)
             raise
-        except RunTerminated:
+        except Terminated:
             record.set_status("interrupted", signal="SIGTERM", trained=trained)
             raise
         except BaseException as exc:
@@ -250,31 +227,23 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_USAGE
     prepare_process()
     command = " ".join(["python", Path(sys.argv[0]).name] + (list(argv) if argv is not None else sys.argv[1:]))
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _in_main_thread() else None
     try:
-        run(args.expid, config_dir=args.config, gpu=args.gpu, overrides=args.overrides, output_dir=args.output_dir,
-            results=args.results, submission=args.submission, command=command)
+        with sigterm_raises():
+            run(args.expid, config_dir=args.config, gpu=args.gpu, overrides=args.overrides,
+                output_dir=args.output_dir, results=args.results, submission=args.submission, command=command)
     except ZooError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"interrupted: {args.expid} stopped by Ctrl-C; earlier runs and results are untouched", file=sys.stderr)
         return EXIT_INTERRUPT
-    except RunTerminated:
+    except Terminated:
         print(f"terminated: {args.expid} stopped by SIGTERM; earlier runs and results are untouched", file=sys.stderr)
         return EXIT_TERMINATED
     except OSError as exc:  # disk full, permissions: one line, the run's status.json has the details
         print(f"error: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else ""), file=sys.stderr)
         return EXIT_FAILURE
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     return 0
-
-
-def _in_main_thread() -> bool:
-    import threading
-    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

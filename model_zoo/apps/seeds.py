@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from model_zoo.config import load_keyed_config
 from model_zoo.errors import ConfigError, DataError
-from model_zoo.fileio import atomic_write, atomic_write_text
+from model_zoo.fileio import atomic_write_figure, atomic_write_text
 
 __all__ = ["SEED_CONFIG_KEYS", "SUMMARY_COLUMNS", "load_seed_config", "seed_jobs", "seed_rows", "summarize",
            "render_markdown", "render_csv", "render_png", "write_report", "main"]
@@ -217,10 +217,7 @@ def render_png(table: Sequence[Mapping[str, Any]], path: Path, synthetic: bool =
                  "(dots: seeds, bars: mean ± std)", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    finally:
-        plt.close(fig)
+    atomic_write_figure(path, fig)
 
 
 def write_report(results: str | os.PathLike, out: str | os.PathLike, cfg: Mapping[str, Any],

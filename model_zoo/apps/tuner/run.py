@@ -32,12 +32,12 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from model_zoo.apps.tuner.report import STDERR_TAIL_LINES, RunOutcome, SweepReport
+from model_zoo.apps.signals import Terminated, sigterm_raises
 from model_zoo.errors import ConfigError, ZooError
 
 __all__ = ["Job", "PlannedJob", "Terminated", "SweepInterrupted", "sigterm_raises", "plan_jobs", "finished_runs",
@@ -56,10 +56,6 @@ _DATA_KEYS = ("dataset_id", "data_root", "data_format", "train_data", "valid_dat
 # ---------------------------------------------------------------------------------------------------------------------
 # Signals
 # ---------------------------------------------------------------------------------------------------------------------
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread (see :func:`sigterm_raises`) so a sweep unwinds like a Ctrl-C."""
-
-
 class SweepInterrupted(BaseException):
     """A sweep stopped by Ctrl-C or SIGTERM after stopping its children; ``line()`` says what happened."""
 
@@ -92,23 +88,6 @@ def app_exit(exc: BaseException, name: str, note: str = "nothing written") -> in
         print(f"interrupted: {name} stopped by {'SIGTERM' if sigterm else 'SIGINT'}; {note}", file=sys.stderr)
         return EXIT_TERMINATED if sigterm else EXIT_INTERRUPT
     raise exc
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
-@contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`Terminated` in the main thread (elsewhere: no change)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -723,15 +723,8 @@ def generate_into(cfg: SeqNegConfig, out: Path, bar: Any) -> Dict[str, Any]:
     files = writers.file_entries(out)
     bar.update(1)
     return {
-        "dataset_id": f"MicroLens_seqneg_{cfg.name}",
-        "world": "seqneg",
-        "generator_version": SEQNEG_GENERATOR_VERSION,
-        "config_hash": config_hash(cfg),
-        "seed": cfg.seed,
-        "config": cfg.to_dict(),
-        "num_items": cfg.num_items,
-        "num_users": cfg.num_users,
-        "vocab_sizes": vocab_sizes(cfg),
+        **writers.manifest_head(cfg, world="seqneg", dataset_prefix="MicroLens_seqneg",
+                                version=SEQNEG_GENERATOR_VERSION, config_hash=config_hash(cfg), vocab=vocab_sizes(cfg)),
         **stats,
         **extra,
         "pca_explained_variance": evr,

@@ -470,15 +470,8 @@ def generate_into(cfg: SynthConfig, out: Path, bar: Any) -> Dict[str, Any]:
     files = writers.file_entries(out)
     bar.update(1)
     return {
-        "dataset_id": f"MicroLens_synth_{cfg.name}",
-        "world": "microlens_synth",
-        "generator_version": GENERATOR_VERSION,
-        "config_hash": config_hash(cfg),
-        "seed": cfg.seed,
-        "config": cfg.to_dict(),
-        "num_items": cfg.num_items,
-        "num_users": cfg.num_users,
-        "vocab_sizes": vocab_sizes(cfg),
+        **writers.manifest_head(cfg, world="microlens_synth", dataset_prefix="MicroLens_synth",
+                                version=GENERATOR_VERSION, config_hash=config_hash(cfg), vocab=vocab_sizes(cfg)),
         **stats,
         "click_model": {"b0": b0, "terms": ["log_pop", "interest", "recent_sim"], "coef": coef.tolist(),
                         "term_mean": [float(v) for v in mean], "term_std": [float(v) for v in std]},

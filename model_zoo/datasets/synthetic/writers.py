@@ -143,3 +143,11 @@ def file_entries(out: Path) -> Dict[str, Dict[str, Any]]:
         path = out / name
         entries[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     return entries
+
+
+def manifest_head(cfg: Any, *, world: str, dataset_prefix: str, version: str, config_hash: str,
+                  vocab: Dict[str, int]) -> Dict[str, Any]:
+    """The fields every world's ``manifest.json`` starts with (identity, config and sizes)."""
+    return {"dataset_id": f"{dataset_prefix}_{cfg.name}", "world": world, "generator_version": version,
+            "config_hash": config_hash, "seed": cfg.seed, "config": cfg.to_dict(), "num_items": cfg.num_items,
+            "num_users": cfg.num_users, "vocab_sizes": vocab}
