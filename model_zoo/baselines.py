@@ -15,7 +15,9 @@ Three baselines, each fitted on ``train.parquet`` only and scored on ``valid.par
   feature that contains its target.
 
 Every evaluation reports the AUC over all rows and over **cold-item rows**: rows whose target item never occurs in
-train.parquet, neither as a target (of any label) nor in any stored train history. ``num_params`` counts the fitted
+train.parquet, neither as a target (of any label) nor in any stored train history; and over **new-item rows**, whose
+target is never a positive train target nor in a train history (with sampled negatives, where almost every item is
+some train row's negative, cold rows are rare but new items are not). ``num_params`` counts the fitted
 numbers: one count per item (popularity), two counts per item plus the prior (item CTR), seven weights on top of
 those tables (logistic regression). :func:`trained_model_metrics` applies the same evaluation to a trained zoo model.
 """
@@ -108,11 +110,17 @@ def load_mmctr(data_dir: str | Path) -> MMCTRData:
     return MMCTRData(name=d.name, splits=splits, item_emb=info["item_emb_d128"])
 
 
-def cold_item_mask(data: MMCTRData, split: str) -> np.ndarray:
-    """(N,) bool: rows of ``split`` whose target never occurs in train (as a target or in a stored history)."""
+def cold_item_mask(data: MMCTRData, split: str, *, positives_only: bool = False) -> np.ndarray:
+    """(N,) bool: rows of ``split`` whose target never occurs in train, neither as a target nor in a stored history.
+
+    ``positives_only=True`` counts only positive train targets (and histories): a "new" item, never interacted
+    with in train. With sampled negatives nearly every item is some train row's negative target, so almost no row
+    is cold, while new items remain (the targets of users' latest interactions).
+    """
     train = data.splits["train"]
     seen = np.zeros(data.num_items, dtype=bool)
-    seen[train[TARGET_COLUMN]] = True
+    targets = train[TARGET_COLUMN][train[LABEL_COLUMN] == 1] if positives_only else train[TARGET_COLUMN]
+    seen[targets] = True
     seen[train[SEQ_COLUMN][train[SEQ_COLUMN] != 0]] = True
     return ~seen[data.splits[split][TARGET_COLUMN]]
 
@@ -126,8 +134,9 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> Optional[float]:
 
 
 def evaluate(data: MMCTRData, split: str, predictions: np.ndarray) -> Dict[str, Optional[float]]:
-    """``{split}_AUC``, ``{split}_cold_AUC`` (None if the cold rows hold one class), ``{split}_cold_share``,
-    ``{split}_rows``; AUCs are None for an unlabelled split."""
+    """``{split}_AUC``; ``{split}_cold_AUC`` and ``{split}_cold_share`` (cold items, see :func:`cold_item_mask`);
+    ``{split}_new_AUC`` and ``{split}_new_share`` (items never interacted with in train); ``{split}_rows``.
+    An AUC is None for an unlabelled split or when its rows hold one class only."""
     rows = data.splits[split]
     preds = np.asarray(predictions, dtype=np.float64).reshape(-1)
     if preds.shape[0] != rows[TARGET_COLUMN].shape[0]:
@@ -135,8 +144,11 @@ def evaluate(data: MMCTRData, split: str, predictions: np.ndarray) -> Dict[str, 
     cold = cold_item_mask(data, split)
     out: Dict[str, Optional[float]] = {f"{split}_rows": int(cold.size), f"{split}_cold_share": float(cold.mean())}
     labels = rows.get(LABEL_COLUMN)
+    new = cold_item_mask(data, split, positives_only=True)
+    out[f"{split}_new_share"] = float(new.mean())
     out[f"{split}_AUC"] = _auc(labels, preds) if labels is not None else None
     out[f"{split}_cold_AUC"] = _auc(labels[cold], preds[cold]) if labels is not None else None
+    out[f"{split}_new_AUC"] = _auc(labels[new], preds[new]) if labels is not None else None
     return out
 
 

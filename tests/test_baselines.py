@@ -15,6 +15,7 @@ from model_zoo.schema import ITEM_INFO_SCHEMA, SPLIT_SCHEMA
 NUM_ITEMS = 200
 COLD = np.arange(181, 201)       # items never in train (neither target nor history)
 HISTORY_ONLY = 180               # an item that occurs only in train histories: not cold
+NEGATIVE_ONLY = 179              # an item that is only ever a negative train target: not cold, but new
 COLD_ROWS = 5                    # valid/test rows per cold item
 
 
@@ -46,13 +47,15 @@ def _popularity_world(root: Path, seed: int = 0) -> Path:
     rate = np.zeros(NUM_ITEMS + 1)
     rate[1:181] = np.where(rng.random(180) < 0.4, 0.95, 0.03)
     rate[COLD] = np.where(np.arange(COLD.size) < 3, 0.95, 0.03)   # new items: mostly flops, a few hits
-    warm = np.arange(1, 180)                      # HISTORY_ONLY is never a target anywhere
-    history_pool = np.arange(1, 181)
-    train_targets = rng.choice(warm, size=20_000)
-    _write_split(root / "train.parquet", train_targets, rng.random(train_targets.size) < rate[train_targets], rng,
-                 history_pool)
+    rate[NEGATIVE_ONLY] = 0.5
+    warm = np.arange(1, NEGATIVE_ONLY)             # HISTORY_ONLY is never a target anywhere
+    history_pool = np.r_[1:NEGATIVE_ONLY, HISTORY_ONLY]
+    train_targets = np.r_[rng.choice(warm, size=20_000), np.full(50, NEGATIVE_ONLY)]
+    train_labels = (rng.random(train_targets.size) < rate[train_targets]) & (train_targets != NEGATIVE_ONLY)
+    _write_split(root / "train.parquet", train_targets, train_labels, rng, history_pool)
     for split in ("valid", "test"):
-        targets = np.concatenate([rng.choice(warm, size=1800), np.repeat(COLD, COLD_ROWS)])
+        targets = np.concatenate([rng.choice(warm, size=1800), np.repeat(COLD, COLD_ROWS),
+                                  np.full(COLD_ROWS, NEGATIVE_ONLY)])
         _write_split(root / f"{split}.parquet", targets, rng.random(targets.size) < rate[targets], rng,
                      history_pool)
     emb = rng.normal(size=(NUM_ITEMS + 1, 128)).astype(np.float32)
@@ -72,7 +75,7 @@ def world(tmp_path_factory) -> Path:
 def test_popularity_is_the_signal(world):
     result = popularity_baseline(load_mmctr(world))
     assert result.metrics["valid_AUC"] > 0.9 and result.metrics["test_AUC"] > 0.9
-    assert result.predictions["valid"].shape == (1800 + COLD.size * COLD_ROWS,)
+    assert result.predictions["valid"].shape == (1800 + (COLD.size + 1) * COLD_ROWS,)
     assert result.metrics["valid_cold_AUC"] == pytest.approx(0.5), "every cold item scores 0: a coin flip"
     assert result.as_row()["baseline"] == "popularity" and result.as_row()["dataset"] == "PopWorld"
 
@@ -87,6 +90,10 @@ def test_cold_rows(world):
     assert HISTORY_ONLY not in set(train["item_id"].tolist()) and (train["item_seq"] == HISTORY_ONLY).any()
     row = np.flatnonzero(data.splits["valid"]["item_id"] == 1)[:1]
     assert not cold_item_mask(data, "valid")[row].any()
+    new = cold_item_mask(data, "valid", positives_only=True)
+    negative_only = data.splits["valid"]["item_id"] == NEGATIVE_ONLY
+    assert new[negative_only].all() and not cold_item_mask(data, "valid")[negative_only].any()
+    assert new.sum() == (COLD.size + 1) * COLD_ROWS
 
 
 def test_item_ctr_and_logistic_regression(world):

@@ -197,9 +197,11 @@ def test_configs_cover_every_model_and_run_resolution(positive_build):
 def test_cold_share_matches_the_baselines_definition(positive_build):
     from model_zoo.baselines import cold_item_mask, load_mmctr
     data = load_mmctr(positive_build.data_dir)
-    shares = positive_build.manifest["counts"]["cold_target_share"]
+    counts = positive_build.manifest["counts"]
     for split in ("valid", "test"):
-        assert cold_item_mask(data, split).mean() == pytest.approx(shares[split])
+        assert cold_item_mask(data, split).mean() == pytest.approx(counts["cold_target_share"][split])
+        assert cold_item_mask(data, split, positives_only=True).mean() == pytest.approx(
+            counts["new_target_share"][split])
 
 
 def test_same_seed_same_files_other_seed_other_negatives(positive_build, tmp_path, text_encoder):

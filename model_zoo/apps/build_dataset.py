@@ -150,9 +150,9 @@ def _summary(result) -> str:
     lines = [f"{m['dataset_id']} -> {result.out_dir} ({m['mode']}, {m['seconds']:.1f} s)",
              f"  {c['users']:,} users, {c['items']:,} items, {c['interactions']:,} interactions, {c['tags']:,} tags"]
     for split, s in c["splits"].items():
-        cold = c["cold_target_share"].get(split)
+        cold, new = c["cold_target_share"].get(split), c["new_target_share"].get(split)
         lines.append(f"  {split:<5} {s['rows']:>9,} rows, label rate {s['label_rate']:.4f}"
-                     + (f", cold-target rows {cold:.2%}" if cold is not None else ""))
+                     + (f", cold-item rows {cold:.2%}, new-item rows {new:.2%}" if cold is not None else ""))
     lines.append(f"  run:   python run_expid.py --config {result.out_dir} --expid <expid>")
     lines.append(f"  expids: {', '.join(result.expids)}")
     return "\n".join(lines)

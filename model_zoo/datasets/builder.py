@@ -1149,19 +1149,27 @@ def build_dataset(interactions: InteractionSource, items: ItemSource, out_dir: s
     return BuildResult(out_dir=out, data_dir=out / options.name, expids=tuple(templates), manifest=manifest)
 
 
-def _cold_rows(log: _Log, rows: _Rows, max_len: int) -> Dict[str, float]:
-    """Share of valid/test rows whose target never occurs in train.parquet (as a target or in a stored history)."""
-    seen = np.zeros(log.num_items + 1, dtype=bool)
+def _cold_rows(log: _Log, rows: _Rows, max_len: int) -> Dict[str, Dict[str, float]]:
+    """Shares of valid/test rows whose target never occurs in train.parquet (``cold``: as a target of any label or
+    in a stored history) and whose target is never interacted with there (``new``: no positive target, no history);
+    the definitions of :func:`model_zoo.baselines.cold_item_mask`."""
+    in_history = np.zeros(log.num_items + 1, dtype=bool)
     train = rows.emitted[_TRAIN]
     for a, b in _chunks(train.size, _POSITIVES_PER_CHUNK):
-        seen[_histories(log.item, rows.user_start, train[a:b], max_len)] = True
-    seen[log.item[train]] = True
-    seen[rows.negatives[_TRAIN].reshape(-1)] = True
-    seen[0] = False
-    out = {}
+        in_history[_histories(log.item, rows.user_start, train[a:b], max_len)] = True
+    positive = np.zeros(log.num_items + 1, dtype=bool)
+    positive[log.item[train[rows.labels[_TRAIN] == 1]]] = True
+    any_target = np.zeros(log.num_items + 1, dtype=bool)
+    any_target[log.item[train]] = True
+    any_target[rows.negatives[_TRAIN].reshape(-1)] = True
+    seen = {"cold": in_history | any_target, "new": in_history | positive}
+    out: Dict[str, Dict[str, float]] = {"cold": {}, "new": {}}
     for code, name in ((_VALID, "valid"), (_TEST, "test")):
         targets = np.concatenate([log.item[rows.emitted[code]][:, None], rows.negatives[code]], axis=1).reshape(-1)
-        out[name] = round(float((~seen[targets]).mean()), 6)
+        for kind in out:
+            mask = seen[kind].copy()
+            mask[0] = False
+            out[kind][name] = round(float((~mask[targets]).mean()), 6)
     return out
 
 
@@ -1192,7 +1200,8 @@ def _manifest(interactions: InteractionSource, items: ItemSource, opts: BuildOpt
                    "blank_texts": int(sum(1 for t in item_table.titles if not t)),
                    "interactions_per_user": {"min": int(lengths.min()), "median": float(np.median(lengths)),
                                              "max": int(lengths.max())},
-                   "splits": dict(split_stats), "cold_target_share": _cold_rows(log, rows, opts.max_len)},
+                   "splits": dict(split_stats),
+                   **{f"{kind}_target_share": v for kind, v in _cold_rows(log, rows, opts.max_len).items()}},
         "vocab_sizes": dict(vocab),
         "levels": {"likes_level": "Beta-smoothed train label rate, 1 = no train row, 2..9 equal-frequency",
                    "views_level": "train interaction count, 1 = none, 2..9 equal-frequency", **level_stats},
