@@ -957,6 +957,8 @@ def _validate_outputs(tmp: Path, name: str, vocab: Mapping[str, int], max_len: i
         specs.append(ColumnSpec(IMAGE_COLUMN, "float_list", length=image_dim))
     read_optional_item_table(data_dir / "item_feature.parquet", specs, has_padding_row=False,
                              num_items=vocab["item_id"])
+    read_optional_item_table(data_dir / "item_ids.parquet", [ColumnSpec("raw_item_id", "str")],
+                             has_padding_row=False, num_items=vocab["item_id"])
     for expid in expids:
         params = load_params(expid, tmp)
         validate_params(params, get_model(params["model"]))
