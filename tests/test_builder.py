@@ -391,6 +391,8 @@ def test_option_validation():
     assert parse_label_rule(" rating >= 4 ").apply(np.array([3.5, 4.0])).tolist() == [0, 1]
     with pytest.raises(DataError, match="movies.csv"):
         movielens_sources(FIXTURE)
+    with pytest.raises(ConfigError, match="inside out_dir"):
+        build_dataset(_log_source(), _item_source(), "/tmp/x", BuildOptions(name="X", model_root="/tmp/x/ckpt"))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -1055,6 +1055,9 @@ def build_dataset(interactions: InteractionSource, items: ItemSource, out_dir: s
     started = time.perf_counter()
     out = Path(out_dir).absolute()
     rule = parse_label_rule(options.label_rule) if options.label_rule is not None else None
+    if options.model_root is not None and Path(options.model_root).absolute().is_relative_to(out):
+        raise ConfigError(f"model_root={options.model_root} lies inside out_dir {out}, which a rebuild replaces as a "
+                          f"whole; expected checkpoints outside it")
     _check_out_dir(out)
     stages = _Stages(options.progress)
     try:
