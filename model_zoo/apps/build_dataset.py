@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 from model_zoo.errors import ConfigError, ZooError
 
@@ -80,14 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _pick(explicit, preset_value, what: str):
+def _pick(explicit: Any, preset_value: Any, what: str) -> Any:
+    """The explicit option, else the preset's value; ConfigError when neither is given."""
     value = explicit if explicit is not None else preset_value
     if value is None:
         raise ConfigError(f"missing {what} (or use --preset)")
     return value
 
 
-def _sources(args: argparse.Namespace):
+def _of(source: Any, attr: str) -> Any:
+    """``source.attr``, or None without a preset."""
+    return getattr(source, attr) if source is not None else None
+
+
+def _sources(args: argparse.Namespace) -> Tuple[Any, Any]:
     """InteractionSource and ItemSource from the preset (if any) overridden by the explicit options."""
     from model_zoo.datasets.builder import InteractionSource, ItemSource, movielens_sources
 
@@ -97,33 +103,32 @@ def _sources(args: argparse.Namespace):
         if name not in PRESETS:
             raise ConfigError(f"--preset {name!r}; expected one of {PRESETS}")
         base_log, base_items = movielens_sources(root)
-    g = lambda obj, attr: getattr(obj, attr) if obj is not None else None  # noqa: E731
     interactions = InteractionSource(
-        path=_pick(args.interactions, g(base_log, "path"), "--interactions FILE"),
-        user_col=_pick(args.user_col, g(base_log, "user_col"), "--user-col"),
-        item_col=_pick(args.item_col, g(base_log, "item_col"), "--item-col"),
-        time_col=_pick(args.time_col, g(base_log, "time_col"), "--time-col"),
-        rating_col=args.rating_col if args.rating_col is not None else g(base_log, "rating_col"))
-    item_col = args.items_item_col or args.item_col or g(base_items, "item_col")
-    text_cols = args.item_text_cols if args.item_text_cols is not None else g(base_items, "text_cols")
+        path=_pick(args.interactions, _of(base_log, "path"), "--interactions FILE"),
+        user_col=_pick(args.user_col, _of(base_log, "user_col"), "--user-col"),
+        item_col=_pick(args.item_col, _of(base_log, "item_col"), "--item-col"),
+        time_col=_pick(args.time_col, _of(base_log, "time_col"), "--time-col"),
+        rating_col=args.rating_col if args.rating_col is not None else _of(base_log, "rating_col"))
+    item_col = args.items_item_col or args.item_col or _of(base_items, "item_col")
+    text_cols = args.item_text_cols if args.item_text_cols is not None else _of(base_items, "text_cols")
     if text_cols is None and args.text_vectors is None:
         raise ConfigError("missing --item-text-cols (e.g. --item-text-cols title) or --text-vectors FILE")
     items = ItemSource(
-        path=_pick(args.items, g(base_items, "path"), "--items FILE"),
+        path=_pick(args.items, _of(base_items, "path"), "--items FILE"),
         item_col=_pick(item_col, None, "--item-col or --items-item-col"),
         text_cols=tuple(text_cols or ()),
-        category_col=args.category_col if args.category_col is not None else g(base_items, "category_col"),
-        category_sep=args.category_sep or g(base_items, "category_sep") or "|",
+        category_col=args.category_col if args.category_col is not None else _of(base_items, "category_col"),
+        category_sep=args.category_sep or _of(base_items, "category_sep") or "|",
         ignore_categories=tuple(args.ignore_category if args.ignore_category is not None
-                                else (g(base_items, "ignore_categories") or ())),
-        tags_path=args.tags if args.tags is not None else g(base_items, "tags_path"),
-        tags_item_col=args.tags_item_col or g(base_items, "tags_item_col"),
-        tags_col=args.tags_col or g(base_items, "tags_col") or "tag",
+                                else (_of(base_items, "ignore_categories") or ())),
+        tags_path=args.tags if args.tags is not None else _of(base_items, "tags_path"),
+        tags_item_col=args.tags_item_col or _of(base_items, "tags_item_col"),
+        tags_col=args.tags_col or _of(base_items, "tags_col") or "tag",
         images_dir=args.images, text_vectors=args.text_vectors, image_vectors=args.image_vectors)
     return interactions, items
 
 
-def run(args: argparse.Namespace):
+def run(args: argparse.Namespace) -> Any:
     """Build the dataset described by parsed ``args``; returns the :class:`BuildResult`."""
     from model_zoo.datasets.builder import BuildOptions, build_dataset
 
@@ -144,7 +149,7 @@ def run(args: argparse.Namespace):
     return build_dataset(interactions, items, args.out, options)
 
 
-def _summary(result) -> str:
+def _summary(result: Any) -> str:
     m = result.manifest
     c = m["counts"]
     lines = [f"{m['dataset_id']} -> {result.out_dir} ({m['mode']}, {m['seconds']:.1f} s)",
