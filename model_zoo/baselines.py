@@ -19,7 +19,9 @@ train.parquet, neither as a target (of any label) nor in any stored train histor
 target is never a positive train target nor in a train history (with sampled negatives, where almost every item is
 some train row's negative, cold rows are rare but new items are not). ``num_params`` counts the fitted
 numbers: one count per item (popularity), two counts per item plus the prior (item CTR), seven weights on top of
-those tables (logistic regression). :func:`trained_model_metrics` applies the same evaluation to a trained zoo model.
+those tables (logistic regression).
+The runner (``model_zoo.apps.runner``) scores a trained model on the same three row sets, and
+``python -m model_zoo.apps.baselines`` writes these baselines' rows into the same results CSV.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ from model_zoo.schema import LABEL_COLUMN, SEQ_COLUMN, SPLITS, TARGET_COLUMN
 
 __all__ = ["MMCTRData", "BaselineResult", "BASELINES", "load_mmctr", "cold_item_mask", "evaluate",
            "popularity_baseline", "item_ctr_baseline", "logistic_regression_baseline", "run_baselines",
-           "trained_model_metrics", "EVAL_SPLITS"]
+           "EVAL_SPLITS"]
 
 EVAL_SPLITS: Tuple[str, ...] = ("valid", "test")
 _FEATURES = ("likes_level", "views_level", "log_popularity", "item_ctr", "history_length", "mean_history_cosine")
@@ -276,24 +278,4 @@ def run_baselines(data_dir: str | Path, names: Sequence[str] = tuple(BASELINES),
         fn = BASELINES[n]
         kwargs = {"seed": seed} if "seed" in inspect.signature(fn).parameters else {}
         out.append(fn(data, **kwargs))
-    return out
-
-
-def trained_model_metrics(expid: str, config_dir: Optional[str | Path] = None,
-                          data: Optional[MMCTRData] = None) -> Dict[str, Any]:
-    """Valid/test AUC and cold-item AUC of a trained zoo model (its saved params and checkpoint; nothing retrained).
-
-    Returns ``{"expid", "model", "dataset", <evaluate() keys for valid and test>}``.
-    """
-    from model_zoo.datasets import prepare
-    from model_zoo.submission import load_trained
-
-    model, params, files, test_gen = load_trained(expid, str(config_dir) if config_dir else None)
-    data = data or load_mmctr(files.data_dir)
-    item_table = prepare.load_item_table(params, files)
-    valid_gen = prepare.make_loader(files.valid, params, item_table, train=False)
-    out: Dict[str, Any] = {"expid": expid, "model": params["model"], "dataset": params["dataset_id"]}
-    out.update(evaluate(data, "valid", model.predict(valid_gen)))
-    if "test" in data.splits:
-        out.update(evaluate(data, "test", model.predict(test_gen)))
     return out

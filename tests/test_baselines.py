@@ -121,9 +121,28 @@ def test_unlabelled_test_and_unknown_name(world, tmp_path):
         run_baselines(copy, ["populrity"])
 
 
-def test_baselines_on_the_synthetic_world(tiny_world):
-    results = run_baselines(tiny_world["files"].data_dir)
+def test_baselines_on_the_synthetic_world(tiny_params):
+    from model_zoo.datasets.prepare import locate_data
+    results = run_baselines(locate_data(tiny_params, progress=False).data_dir)
     assert [r.name for r in results] == list(BASELINES)
     for r in results:
         assert 0.5 < r.metrics["valid_AUC"] <= 1.0, r.as_row()
         assert 0.0 <= r.metrics["valid_cold_share"] < 1.0
+
+
+def test_baselines_app_appends_rows_like_the_runner(tmp_path, work_dir):
+    """One row per baseline in the results CSV, with the oracle and cold/new fields a model row has."""
+    from conftest import run_cli
+    from model_zoo.apps.results import read_results
+    out = run_cli(["--dataset", "MicroLens_seqneg_tiny", "--output-dir", str(tmp_path)], cwd=tmp_path,
+                  module="model_zoo.apps.baselines")
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = read_results(tmp_path / "results" / "results.csv", required=True).rows
+    assert [r["model"] for r in rows] == ["Baseline_popularity", "Baseline_item_ctr", "Baseline_logistic_regression"]
+    for row in rows:
+        assert row["expid"] == f"{row['model']}_MicroLens_seqneg_tiny" and float(row["oracle_valid_AUC"]) > 0.85
+        assert int(row["valid_cold_rows"]) > 0 and row["valid_cold_AUC"] != ""
+    bad = run_cli(["--dataset", "MicroLens_seqneg_tnyi", "--output-dir", str(tmp_path)], cwd=tmp_path,
+                  module="model_zoo.apps.baselines")
+    assert bad.returncode == 2 and "did you mean 'MicroLens_seqneg_tiny'" in bad.stderr
+

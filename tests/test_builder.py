@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from model_zoo.apps.build_dataset import main as cli_main
-from model_zoo.config import REPO_ROOT
+from conftest import REPO_ROOT, run_cli
 from model_zoo.datasets.builder import (BuildOptions, InteractionSource, ItemSource, build_dataset,
                                         movielens_sources, parse_label_rule)
 from model_zoo.errors import ConfigError, DataError
@@ -180,14 +180,12 @@ def test_vocab_levels_tags_and_item_tables(positive_build):
 
 
 def test_configs_cover_every_model_and_run_resolution(positive_build):
-    from model_zoo.config import load_params, validate_params
-    from model_zoo.registry import get_model
+    from model_zoo.experiment import validated_params
     blocks = yaml.safe_load((positive_build.out_dir / "model_config.yaml").read_text())
     assert sorted(blocks) == sorted(f"{m}_Fixture" for m in list_models())
     assert blocks["DMF_Fixture"]["mm_feature_columns"] == ["txt_emb_BERT"]
     for expid in blocks:
-        params = load_params(expid, positive_build.out_dir)
-        validate_params(params, get_model(params["model"]))
+        params = validated_params(expid, config_dir=positive_build.out_dir)
         assert params["dataset_id"] == "Fixture" and params["model_root"].endswith("ckpt")
     manifest = json.loads((positive_build.out_dir / "manifest.json").read_text())
     assert manifest["inputs"]["interactions"]["sha256"] and manifest["inputs"]["tags"]["sha256"]
@@ -412,15 +410,17 @@ def test_movielens_subsample_trains_every_model(tmp_path, text_encoder):
                            text_encoder=text_encoder)
     results = tmp_path / "results.csv"
     for expid in result.expids:
-        proc = subprocess.run([sys.executable, str(REPO_ROOT / "run_expid.py"), "--config", str(result.out_dir),
-                               "--expid", expid, "--results", str(results)], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=900)
+        proc = run_cli(["--config", str(result.out_dir), "--expid", expid, "--results", str(results),
+                        "--output-dir", str(tmp_path)], cwd=tmp_path, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
-    with open(results, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    assert sorted(r["expid"] for r in rows) == sorted(result.expids)
-    assert all(0.0 < float(r["valid_AUC"]) < 1.0 and float(r["test_AUC"]) > 0.0 for r in rows)
-    from model_zoo.baselines import trained_model_metrics
-    din = next(r for r in rows if r["model"] == "DIN")
-    metrics = trained_model_metrics(din["expid"], result.out_dir)
-    assert metrics["valid_AUC"] == pytest.approx(float(din["valid_AUC"]), abs=1e-6)
+    proc = run_cli(["--config", str(result.out_dir), "--dataset", "ML40", "--results", str(results),
+                    "--output-dir", str(tmp_path)], cwd=tmp_path, module="model_zoo.apps.baselines")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from model_zoo.apps.results import read_results
+    rows = read_results(results, required=True).rows
+    models = [r for r in rows if not r["model"].startswith("Baseline_")]
+    assert sorted(r["expid"] for r in models) == sorted(result.expids)
+    assert all(0.0 < float(r["valid_AUC"]) < 1.0 and float(r["test_AUC"]) > 0.0 for r in models)
+    assert all(r["valid_new_rows"] != "" and r["valid_cold_rows"] != "" for r in rows)  # every row: cold and new
+    assert sorted(r["model"] for r in rows if r["model"].startswith("Baseline_")) == [
+        "Baseline_item_ctr", "Baseline_logistic_regression", "Baseline_popularity"]

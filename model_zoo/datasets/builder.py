@@ -939,10 +939,9 @@ def _write_configs(tmp: Path, out: Path, name: str, vocab: Mapping[str, int], ha
 def _validate_outputs(tmp: Path, name: str, vocab: Mapping[str, int], max_len: int, text_dim: int,
                       image_dim: Optional[int], expids: Sequence[str]) -> None:
     """Read every file back with the zoo's readers and resolve + validate every expid (config dir = ``tmp``)."""
-    from model_zoo.config import load_params, validate_params
     from model_zoo.datasets.microlens import (ColumnSpec, item_info_specs, read_item_info, read_optional_item_table,
                                               read_split, split_specs)
-    from model_zoo.registry import get_model
+    from model_zoo.experiment import validated_params
 
     data_dir = tmp / name
     for split in SPLITS:
@@ -960,8 +959,7 @@ def _validate_outputs(tmp: Path, name: str, vocab: Mapping[str, int], max_len: i
     read_optional_item_table(data_dir / "item_ids.parquet", [ColumnSpec("raw_item_id", "str")],
                              has_padding_row=False, num_items=vocab["item_id"])
     for expid in expids:
-        params = load_params(expid, tmp)
-        validate_params(params, get_model(params["model"]))
+        validated_params(expid, config_dir=tmp, work_dir=tmp)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
