@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--negative-sampling", choices=("uniform", "popularity"), default=None,
                       help="negative sampler (default popularity)")
     mode.add_argument("--popularity-alpha", type=float, default=None, help="popularity exponent (0.75)")
+    mode.add_argument("--popularity-counts", choices=("log", "train"), default=None,
+                      help="the popularity sampler counts every interaction (log, default) or train ones only")
     items = parser.add_argument_group("items")
     items.add_argument("--items", metavar="FILE", help="item table (.csv, .tsv, .parquet), one row per item")
     items.add_argument("--items-item-col", default=None, help="its item id column (default --item-col)")
@@ -133,7 +135,7 @@ def run(args: argparse.Namespace) -> Any:
     from model_zoo.datasets.builder import BuildOptions, build_dataset
 
     if args.label_rule is not None and any(v is not None for v in (args.negatives, args.negative_sampling,
-                                                                    args.popularity_alpha)):
+                                                                    args.popularity_alpha, args.popularity_counts)):
         raise ConfigError("--label-rule (rating log) cannot be combined with --negatives / --negative-sampling / "
                           "--popularity-alpha (positive-only log); expected one mode")
     interactions, items = _sources(args)
@@ -144,6 +146,7 @@ def run(args: argparse.Namespace) -> Any:
         negative_sampling=args.negative_sampling or defaults["negative_sampling"],
         popularity_alpha=(args.popularity_alpha if args.popularity_alpha is not None
                           else defaults["popularity_alpha"]),
+        popularity_counts=args.popularity_counts or defaults["popularity_counts"],
         label_rule=args.label_rule, min_tag_items=args.min_tag_items, seed=args.seed, cache_dir=args.cache_dir,
         model_root=args.model_root, epochs=args.epochs, progress=not args.quiet and sys.stderr.isatty())
     return build_dataset(interactions, items, args.out, options)

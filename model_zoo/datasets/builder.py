@@ -33,8 +33,10 @@ Choices (each is an option unless said otherwise):
   (default 3) sampled negative rows with the same user and history. Negatives are distinct within a row and never
   an item the user interacted with at any time (a superset of "not in the history, not the positive": no negative is
   a past or future positive of that user). Sampling is ``uniform`` over the items or ``popularity``-tempered:
-  P(i) proportional to (train count of i + 1) ** ``popularity_alpha`` (default 0.75), train counts taken over the
-  train part of the log only (see below), so cold items can be drawn too. Seeded (``seed``). Rating logs: with
+  P(i) proportional to (count of i + 1) ** ``popularity_alpha`` (default 0.75). ``popularity_counts``: ``log``
+  (default) counts every interaction of the log, so an item that is new in the valid/test period is drawn as a
+  negative about as often as it is a positive there; ``train`` counts the train part only, under which items unseen
+  in train are almost never negatives, and a cold-item AUC would measure little more than "unknown item => positive". Seeded (``seed``). Rating logs: with
   ``label_rule`` (e.g. ``"rating>=4"``) every emitted interaction is one row labelled by the rule; no negatives.
 * **Ids.** Items occurring in the log are numbered 1..I in the order of their raw ids (numerically when every raw id
   is an integer, else as text); 0 is padding. Users likewise 1..U. Items of the item table that never occur in the log
@@ -101,6 +103,7 @@ __all__ = ["BUILDER_VERSION", "InteractionSource", "ItemSource", "BuildOptions",
 BUILDER_VERSION = "1"
 SPLIT_MODES: Tuple[str, ...] = ("leave_last_out", "time")
 SAMPLING_MODES: Tuple[str, ...] = ("uniform", "popularity")
+POPULARITY_COUNTS: Tuple[str, ...] = ("log", "train")
 MANIFEST = "manifest.json"
 DATA_FILE_NAMES: Tuple[str, ...] = ("train.parquet", "valid.parquet", "test.parquet", "item_info.parquet",
                                     "item_feature.parquet", "item_ids.parquet", "user_ids.parquet")
@@ -194,6 +197,7 @@ class BuildOptions:
         negatives: sampled negatives per positive (positive-only mode); ``None`` = 3 (the challenge's ratio).
         negative_sampling: ``uniform`` | ``popularity``.
         popularity_alpha: exponent of the popularity-tempered sampler.
+        popularity_counts: ``log`` (every interaction) | ``train`` (train part only): the sampler's counts.
         label_rule: e.g. ``"rating>=4"``: rating mode (one row per interaction, labelled by the rule, no negatives).
         min_tag_items: extra tags applied to fewer distinct items are dropped.
         prior_strength: m of the Beta-smoothed train label rate behind ``likes_level``.
@@ -213,6 +217,7 @@ class BuildOptions:
     negatives: Optional[int] = None
     negative_sampling: str = "popularity"
     popularity_alpha: float = 0.75
+    popularity_counts: str = "log"
     label_rule: Optional[str] = None
     min_tag_items: int = 2
     prior_strength: float = 10.0
@@ -242,6 +247,9 @@ class BuildOptions:
         if self.negative_sampling not in SAMPLING_MODES:
             raise ConfigError(f"negative_sampling={self.negative_sampling!r}; expected one of {SAMPLING_MODES}"
                               f"{did_you_mean(self.negative_sampling, SAMPLING_MODES)}")
+        if self.popularity_counts not in POPULARITY_COUNTS:
+            raise ConfigError(f"popularity_counts={self.popularity_counts!r}; expected one of {POPULARITY_COUNTS}"
+                              f"{did_you_mean(str(self.popularity_counts), POPULARITY_COUNTS)}")
         q = tuple(float(v) for v in self.time_split)
         if len(q) != 2 or not 0.0 < q[0] < q[1] < 1.0:
             raise ConfigError(f"time_split={tuple(self.time_split)}; expected two quantiles 0 < valid < test < 1, "
@@ -587,12 +595,12 @@ def _assign_splits(log: _Log, opts: BuildOptions) -> Tuple[np.ndarray, np.ndarra
     return split, start
 
 
-def _sampling_cdf(train_counts: np.ndarray, opts: BuildOptions) -> np.ndarray:
-    """Cumulative sampling distribution over items 1..I (entry k is item k + 1)."""
+def _sampling_cdf(counts: np.ndarray, opts: BuildOptions) -> np.ndarray:
+    """Cumulative sampling distribution over items 1..I (entry k is item k + 1) from per-item ``counts``."""
     if opts.negative_sampling == "uniform":
-        weights = np.ones(len(train_counts) - 1)
+        weights = np.ones(len(counts) - 1)
     else:
-        weights = (train_counts[1:].astype(np.float64) + 1.0) ** opts.popularity_alpha
+        weights = (counts[1:].astype(np.float64) + 1.0) ** opts.popularity_alpha
     cdf = np.cumsum(weights)
     return cdf / cdf[-1]
 
@@ -664,7 +672,9 @@ def _make_rows(log: _Log, opts: BuildOptions, rule: Optional[LabelRule],
                             f"{log.num_items} items, which leaves fewer than negatives={k} items to sample from; "
                             f"expected more items than any user's distinct items + negatives, or fewer negatives",
                             path=str(src.path), column=src.user_col)
-        cdf = _sampling_cdf(train_counts, opts)
+        counts = (train_counts if opts.popularity_counts == "train"
+                  else np.bincount(log.item, minlength=log.num_items + 1))
+        cdf = _sampling_cdf(counts, opts)
         rng = np.random.default_rng(opts.seed)
         for s in (_TRAIN, _VALID, _TEST):
             negatives[s] = _sample_negatives(log.user[emitted[s]], k, cdf, keys, log.num_items, rng)
