@@ -159,7 +159,7 @@ def test_default_paths_follow_the_work_dir(results_csv, tmp_path, monkeypatch, c
 
 def test_run_config_runs_missing_expids_then_shows_only_those(results_csv, tmp_path, monkeypatch):
     cfg = tmp_path / "leaderboard.yaml"
-    cfg.write_text("expids: [DMF_MicroLens_synth, DIN_SENet_MicroLens_synth]\ngpus: [-1, -1]\n")
+    cfg.write_text("expids: [DMF_MicroLens_synth, DIN_SENet_MicroLens_synth]\ngpus: [-1, -1]\nbaselines: false\n")
     calls = []
 
     def fake_run_jobs(jobs, *, config_dir, gpus, output_dir, results, **kwargs):  # stands in for the real runs
@@ -175,6 +175,27 @@ def test_run_config_runs_missing_expids_then_shows_only_those(results_csv, tmp_p
     assert calls == [(["DMF_MicroLens_synth", "DIN_SENet_MicroLens_synth"], [-1, -1], tmp_path)]
     assert [r["expid"] for r in read_csv(out.with_name("lb.csv"))] == ["DMF_MicroLens_synth",
                                                                         "DIN_SENet_MicroLens_synth"]
+
+
+def test_run_config_adds_the_simple_baselines_once(tmp_path, monkeypatch):
+    """``baselines: true``: the datasets' baseline rows are computed once, then listed next to the models."""
+    cfg = tmp_path / "leaderboard.yaml"
+    cfg.write_text("expids: [DIN_test]\n")
+    results = tmp_path / "results" / "results.csv"
+
+    def fake_run_jobs(jobs, *, results, **kwargs):  # stands in for the real run of DIN_test
+        append_result(results, dict(FIXTURE_ROWS[0], expid="DIN_test", dataset_id="MicroLens_synth_tiny"))
+        return SweepReport(name="leaderboard runs", results=str(results), labels=[j.label for j in jobs])
+
+    monkeypatch.setattr("model_zoo.apps.tuner.run.run_jobs", fake_run_jobs)
+    argv = ["--run", str(cfg), "--quiet", "--output-dir", str(tmp_path), "--out", str(tmp_path / "lb")]
+    monkeypatch.chdir(tmp_path)
+    assert main(argv + ["--gpu", "-1"]) == 0
+    shown = sorted(r["model"] for r in read_csv(tmp_path / "lb.csv"))
+    assert shown == ["Baseline_item_ctr", "Baseline_logistic_regression", "Baseline_popularity", "DIN"]
+    assert main(argv) == 0  # again: baselines are not appended twice
+    from model_zoo.apps.results import read_results
+    assert sum(r["model"].startswith("Baseline_") for r in read_results(results).rows) == 3
 
 
 def test_shipped_leaderboard_config_lists_known_expids():

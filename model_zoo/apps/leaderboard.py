@@ -295,7 +295,7 @@ def render_png(table: Sequence[Mapping[str, Any]], path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Leaderboard config (--run) and entry points
 # ---------------------------------------------------------------------------------------------------------------
-RUN_CONFIG_KEYS = ("expids", "config", "gpus", "only_listed", "select")
+RUN_CONFIG_KEYS = ("expids", "config", "gpus", "only_listed", "select", "baselines")
 
 
 def load_run_config(path: str | os.PathLike) -> Dict[str, Any]:
@@ -306,7 +306,28 @@ def load_run_config(path: str | os.PathLike) -> Dict[str, Any]:
         raise ConfigError(f"{path}: 'expids' must be a non-empty list of expids, got {cfg.get('expids')!r}")
     if cfg.get("select", "latest") not in SELECT_MODES:
         raise ConfigError(f"{path}: select={cfg['select']!r}; expected one of {SELECT_MODES}")
+    if not isinstance(cfg.get("baselines", True), bool):
+        raise ConfigError(f"{path}: baselines={cfg['baselines']!r}; expected true or false")
     return cfg
+
+
+def ensure_baselines(expids: Sequence[str], results: Path, *, config_dir: Optional[str], work: Path) -> List[str]:
+    """Append the simple baselines' rows for every dataset of ``expids`` that has none in ``results`` yet; returns
+    the baseline expids of those datasets (to list next to the models)."""
+    from model_zoo.apps.baselines import MODEL_PREFIX, baseline_rows
+    from model_zoo.apps.results import append_result, read_results
+    from model_zoo.config import load_params
+
+    datasets = sorted({load_params(e, config_dir, work_dir=work)["dataset_id"] for e in expids})
+    present = {(r["dataset_id"], r["model"]) for r in read_results(results).rows}
+    listed: List[str] = []
+    for dataset_id in datasets:
+        if not any(d == dataset_id and m.startswith(MODEL_PREFIX) for d, m in present):
+            for row in baseline_rows(dataset_id, config_dir=config_dir, work_dir=work):
+                append_result(results, row)
+        listed += [r["expid"] for r in read_results(results).rows
+                   if r["dataset_id"] == dataset_id and r["model"].startswith(MODEL_PREFIX)]
+    return sorted(set(listed))
 
 
 def write_leaderboard(results: str | os.PathLike, out: str | os.PathLike, *, select: str = "latest",
@@ -395,6 +416,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if report.failed:
                     return report.exit_code
                 only = cfg["expids"] if cfg.get("only_listed", True) else None
+                if cfg.get("baselines", True):
+                    listed = ensure_baselines(cfg["expids"], results, config_dir=config_dir, work=work)
+                    only = None if only is None else list(only) + listed
             paths, warnings = write_leaderboard(results, out, select=select, expid_filter=args.filter,
                                                 only_expids=only, with_overrides=args.with_overrides,
                                                 config_dir=config_dir,
