@@ -303,7 +303,8 @@ def test_din_softmax_and_dice_keep_the_full_layer():
 
 # ---- recency (position) information -----------------------------------------------------------------------------------
 from model_zoo.DIN import DIN  # noqa: E402
-from model_zoo.layers.position import RecencyEmbedding, build_position_encoding, recency_index  # noqa: E402
+from model_zoo.layers.position import (RecencyEmbedding, RecencyWeights, build_position_encoding,  # noqa: E402
+                                       recency_index)
 
 POSITION_MODELS = (DIN, DIN_SENet, DIN_CrossNet, FiBiNET_Bilinear)
 
@@ -476,3 +477,20 @@ def test_unknown_item_needs_the_train_item_mask(feature_map, batch, tmp_path):
         model.set_train_items(torch.ones(10, dtype=torch.bool))
     plain = _build(DIN, feature_map, tmp_path)
     assert plain.unknown_item_embedding is None and plain.unknown_item_rows(torch.tensor([1, 2])) is None
+
+
+@pytest.mark.parametrize("obj", [RecencyEmbedding, RecencyWeights, recency_index], ids=lambda o: o.__name__)
+def test_position_docstring_examples_run(obj):
+    import inspect
+    import re
+    code = inspect.cleandoc(inspect.getdoc(obj).split("Example::", 1)[1])
+    namespace = {"torch": torch, obj.__name__: obj}
+    exec(compile(code, f"<{obj.__name__} example>", "exec"), namespace)  # noqa: S102  (our own docstring)
+    shapes = re.findall(r"^(\w+) = [^#\n]*# \(([\d, ]+)\)", code, flags=re.MULTILINE)
+    assert shapes, "the example documents its output shape"
+    for name, shape in shapes:
+        assert tuple(namespace[name].shape) == tuple(int(x) for x in shape.split(",")), name
+    if obj is recency_index:
+        assert namespace["r"].tolist() == [[0, 0, 2, 1, 0]]
+    if obj is RecencyWeights:
+        assert namespace["w"].tolist() == [[0.0, 1.0, 1.0]]
