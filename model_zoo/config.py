@@ -48,7 +48,14 @@ def _find_config_dir() -> Path:
 
 
 CONFIG_DIR = _find_config_dir()
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: about 10x faster
+class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when available: about 10x faster
+    """Safe YAML with YAML 1.2 floats: ``1e-3`` and ``1e30`` read as numbers (YAML 1.1 reads them as strings)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
 
 # Keys holding file or directory paths (resolved to absolute paths while loading).
 PATH_KEYS = ("data_root", "model_root", "train_data", "valid_data", "test_data", "item_info", "item_feature")

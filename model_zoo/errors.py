@@ -4,7 +4,7 @@ from __future__ import annotations
 import difflib
 from typing import Iterable, Optional
 
-__all__ = ["ZooError", "DataError", "ConfigError", "did_you_mean"]
+__all__ = ["ZooError", "DataError", "ConfigError", "TrainingDiverged", "did_you_mean"]
 
 
 class ZooError(ValueError):
@@ -30,6 +30,10 @@ class DataError(ZooError):
 
 class ConfigError(ZooError):
     """Bad configuration: unknown key, unknown model or expid, invalid value."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite: the run stops (exit 1) instead of training on garbage."""
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

@@ -99,6 +99,8 @@ def _model_data(model_cls: type, params: Mapping[str, Any], files: prepare.Datas
     if needs.train_sample_rows:
         history, target = prepare.sample_train_rows(params, files, needs.train_sample_rows)
         data.train_history, data.train_target = torch.from_numpy(history), torch.from_numpy(target)
+    if needs.train_item_mask:
+        data.train_items = torch.from_numpy(prepare.train_item_mask(files.train, item_table.num_rows))
     return data
 
 
@@ -126,7 +128,9 @@ def build_experiment(params: Mapping[str, Any], *, cache_dir: Path, progress: bo
     data = _model_data(model_cls, params, files, item_table)
     seed_everything(seed=params["seed"])
     model = model_cls(feature_map, data=data, **model_kwargs(params, model_cls))
-    return Experiment(params=params, files=files, feature_map=feature_map, item_table=item_table, model=model)
+    known = {"any": data.train_items.numpy()} if data.train_items is not None else {}  # computed once
+    return Experiment(params=params, files=files, feature_map=feature_map, item_table=item_table, model=model,
+                      _train_items=known)
 
 
 def validated_params(expid: str, *, config_dir: Optional[str | Path] = None,

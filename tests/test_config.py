@@ -87,6 +87,67 @@ def test_conditional_keys_rejected(tmp_path):
     validate("DIN_SENet_test", tmp_path, attention_type="multihead", num_heads=2)  # fine together
 
 
+@pytest.mark.parametrize("expid, overrides, message", [
+    ("DIN_test", {"num_positions": 8}, r"'num_positions' is read only with position_encoding: learned"),
+    ("DIN_SENet_test", {"position_encoding": "none", "num_positions": 8}, r"'num_positions' is read only with"),
+    ("DMF_test", {"num_positions": 8}, r"'num_positions' is read only with position_encoding: learned"),
+    ("DMF_noDTA_MicroLens_synth", {"position_encoding": "learned"}, r"'position_encoding' is unused with use_dta"),
+    ("FiBiNET_Bilinear_test", {"unknown_item": True}, r"'unknown_item: true' needs item_id_dropout > 0"),
+    ("DMF_test", {"unknown_item": True, "item_id_dropout": 0.0}, r"'unknown_item: true' needs item_id_dropout > 0"),
+    ("DMF_noDTA_MicroLens_synth", {"num_positions": 4}, r"'num_positions' is read only with position_encoding"),
+    ("DMF_noHist_MicroLens_synth", {"tier_edges": "quantile"}, r"'tier_edges' is unused with use_histogram"),
+    ("DMF_noHist_MicroLens_synth", {"histogram_weighting": "recency"}, r"'histogram_weighting' is unused with"),
+    ("DMF_test", {"quantile_fit_rows": 100}, r"'quantile_fit_rows' is read only with bucket_edges: quantile"),
+])
+def test_new_option_conflicts(tmp_path, expid, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(expid, tmp_path, **overrides)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"position_encoding": "sinusoid"}, r"position_encoding='sinusoid'; expected one of \('none', 'learned'\)"),
+    ({"position_encoding": "learned", "num_positions": 1}, r"num_positions=1; expected an integer >= 2"),
+    ({"position_encoding": "learned", "num_positions": 4.5}, r"num_positions=4.5; expected an integer >= 2"),
+    ({"item_id_dropout": 1.0}, r"item_id_dropout=1.0; expected a number >= 0 and < 1"),
+    ({"item_id_dropout": -0.1}, r"item_id_dropout=-0.1; expected a number >= 0 and < 1"),
+    ({"unknown_item": "yes", "item_id_dropout": 0.1}, r"unknown_item='yes'; expected true or false"),
+])
+@pytest.mark.parametrize("expid", ["DIN_test", "DIN_CrossNet_test", "DMF_test"])
+def test_new_option_values_checked(tmp_path, expid, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(expid, tmp_path, **overrides)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"tier_edges": "log"}, r"tier_edges='log'; expected one of \('equal_width', 'quantile'\)"),
+    ({"histogram_weighting": "time"}, r"histogram_weighting='time'; expected one of \('count', 'recency'\)"),
+    ({"bucket_edges": "soft"}, r"bucket_edges='soft'; expected one of \('equal_width', 'quantile'\)"),
+])
+def test_dmf_histogram_option_values_checked(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate("DMF_test", tmp_path, **overrides)
+
+
+def test_dmf_num_positions_serves_the_histogram_alone(tmp_path):
+    params = validate("DMF_test", tmp_path, histogram_weighting="recency", num_positions=4)  # positions off
+    assert params["num_positions"] == 4
+    validate("DMF_test", tmp_path, tier_edges="quantile", quantile_fit_rows=100)
+
+
+def test_new_options_validate_together(tmp_path):
+    for expid in ("DIN_test", "DIN_SENet_test", "DIN_CrossNet_test", "FiBiNET_Bilinear_test", "DMF_test"):
+        params = validate(expid, tmp_path, position_encoding="learned", num_positions=8, item_id_dropout=0.1,
+                          unknown_item=True)
+        assert params["num_positions"] == 8 and params["unknown_item"] is True
+
+
+def test_every_model_has_a_seqneg_expid_on_the_small_world():
+    expids = set(list_expids())
+    for name in list_models():
+        assert f"{name}_MicroLens_seqneg" in expids, f"{name} lacks expid {name}_MicroLens_seqneg"
+        assert load_params(f"{name}_MicroLens_seqneg")["dataset_id"] == "MicroLens_seqneg_small"
+
+
 def test_values_are_coerced(tmp_path):
     params = validate("DIN_test", tmp_path, net_regularizer=1, dnn_hidden_units=[4, 2])
     assert params["net_regularizer"] == 1.0 and isinstance(params["net_regularizer"], float)

@@ -17,6 +17,7 @@ from model_zoo.DMF.DMF import DMF, DecoupledTargetAttention, EarlyFusionTargetAt
 from model_zoo.errors import DataError
 from model_zoo.experiment import build_experiment
 from model_zoo.layers import similarity
+from model_zoo.layers.position import recency_index
 from model_zoo.layers.similarity import (SimilarityBucketizer, SimilarityHistogram, equal_width_edges,
                                          quantile_edges, segment_cosines)
 
@@ -40,6 +41,26 @@ def build(model_params, seed: int = 0, attach: bool = True, **overrides) -> Tupl
     return model, exp.loader("valid").batch(slice(0, 64)), exp.params, (exp.files, exp.item_table)
 
 
+def randomize_new_parts(model: DMF, batch: MMCTRBatch) -> None:
+    """Non-zero recency table and unknown-item vector (both start at zero), ID vectors large enough for the attention
+    to be far from uniform (FuxiCTR's start at std 1e-4; uniform weights would hide where a position term lands),
+    and a few of the batch's items marked unseen in train, so that the equivalences below exercise them."""
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(4)
+        model.embedding_layer.embedding_layer.embedding_layers["item_id"].weight.normal_(0.0, 0.5, generator=gen)
+        if model.positions is not None:
+            model.positions.weight.normal_(0.0, 0.5, generator=gen)
+        if model.unknown_item_embedding is not None:
+            model.unknown_item_embedding.normal_(0.0, 0.5, generator=gen)
+        if model.histogram_weights is not None:
+            model.histogram_weights.weight.uniform_(0.0, 2.0, generator=gen)
+    if model.unknown_item:
+        seen = model.train_items.clone()
+        seen[batch.item_dict["item_id"][5::7]] = False  # some targets and history items become "cold"
+        seen[0] = False
+        model.set_train_items(seen)
+
+
 def randomize_buckets(module: torch.nn.Module) -> None:
     """Give every bucket/similarity table non-trivial values (their init is already random; make it larger)."""
     for name, param in module.named_parameters():
@@ -56,9 +77,20 @@ def randomize_buckets(module: torch.nn.Module) -> None:
     {"mm_in_keys": True, "sim_on_values": False, "normalize_histogram": True},
     {"use_dta": False},
     {"use_histogram": False, "cmm_mode": "weighted_sum"},
-], ids=["default", "early_fusion", "item_info", "heads_gate_bn", "mm_in_keys", "no_dta", "no_hist"])
+    {"bucket_edges": "quantile"},
+    {"position_encoding": "learned", "num_positions": 4, "bucket_edges": "quantile"},
+    {"position_encoding": "learned", "bucket_edges": "quantile", "mm_in_keys": True, "unknown_item": True,
+     "item_id_dropout": 0.5, "attention_mode": "early_fusion"},
+    {"position_encoding": "learned", "bucket_edges": "quantile", "num_heads": 2, "unknown_item": True,
+     "item_id_dropout": 0.5, "mm_source": "item_info"},
+    {"position_encoding": "learned", "num_positions": 3, "tier_edges": "quantile", "histogram_weighting": "recency",
+     "normalize_histogram": True},
+], ids=["default", "early_fusion", "item_info", "heads_gate_bn", "mm_in_keys", "no_dta", "no_hist", "quantile", "positions_quantile",
+        "positions_mm_in_keys_unknown_ef", "positions_unknown_item_info",
+        "positions_quantile_tiers_recency_histogram"])
 def test_serving_path_equals_training_path(model_params, overrides):
     model, batch, _, _ = build(model_params, **overrides)
+    randomize_new_parts(model, batch)
     model.eval()
     with torch.no_grad():
         expected = model(batch)["y_pred"]  # (64, 1)
@@ -376,3 +408,105 @@ def test_checkpoint_keeps_quantile_edges_not_mm_tables(model_params, tmp_path):
     model.eval(), other.eval()
     with torch.no_grad():
         torch.testing.assert_close(other(batch)["y_pred"], model(batch)["y_pred"])
+
+
+# ---- recency positions, quantile edges by default, unseen items --------------------------------------------------
+def test_positions_are_cached_with_the_history_state(model_params):
+    """The recency term depends on the history alone: the per-user state of the serving path (K^id, V^id with
+    positions in them) is the training path's per-row state, and scoring new candidates reuses it unchanged."""
+    model, batch, _, _ = build(model_params, position_encoding="learned", num_positions=4)
+    randomize_new_parts(model, batch)
+    model.eval()
+    user, _ = model.serving_request(batch, row=5)
+    with torch.no_grad():
+        history = model._embed({k: v for k, v in user["history"].items()}, model.id_features)  # (L, d)
+        keys, values = model._history_state(history, user["mask"].float())
+        _, item_inputs, mask = model.get_inputs(batch)
+        rows, length = mask.shape
+        per_row = model._embed(item_inputs, model.id_features).view(rows, length + 1, -1)[:, :-1]
+        row_keys, row_values = model._history_state(per_row, mask)
+    num_mod_buckets = model.attention.key_buckets.num_embeddings
+    torch.testing.assert_close(keys[:-num_mod_buckets], row_keys[5])  # serving appends [P_K] once per user
+    torch.testing.assert_close(values[:-num_mod_buckets], row_values[5])
+    assert not torch.allclose(keys[:-num_mod_buckets], model.attention.prepare_history(history)[0][:-num_mod_buckets])
+
+
+def test_positions_make_dmf_order_aware(model_params):
+    model, batch, _, _ = build(model_params, position_encoding="learned", num_positions=4)
+    batch_dict, item_dict, mask = batch
+    rows, length = mask.shape
+    perm = torch.cat([torch.arange(length - 1, -1, -1), torch.tensor([length])])  # reversed history
+    permuted = MMCTRBatch(batch_dict, {k: v.view(rows, length + 1, *v.shape[1:])[:, perm].reshape(v.shape)
+                                       for k, v in item_dict.items()}, mask[:, perm[:-1]])
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(permuted)["y_pred"], model(batch)["y_pred"], atol=1e-6, rtol=1e-5)  # zero
+        randomize_new_parts(model, batch)
+        assert not torch.allclose(model(permuted)["y_pred"], model(batch)["y_pred"], atol=1e-4)
+
+
+def test_positions_off_is_the_position_free_model(model_params):
+    off, batch, _, _ = build(model_params, seed=2, position_encoding="none")
+    learned, _, _, _ = build(model_params, seed=2, position_encoding="learned")
+    plain, _, _, _ = build(model_params, seed=2)
+    assert off.positions is None and learned.positions is not None
+    off.eval(), learned.eval(), plain.eval()
+    with torch.no_grad():
+        expected = plain(batch)["y_pred"]
+        assert torch.equal(off(batch)["y_pred"], expected)
+        assert torch.equal(learned(batch)["y_pred"], expected)  # the table starts at zero, no random draws
+
+
+def test_quantile_is_the_default_bucket_edge_mode(model_params):
+    assert inspect.signature(DMF.__init__).parameters["bucket_edges"].default == "quantile"
+    params = {k: v for k, v in model_params("DMF_test").items() if k != "bucket_edges"}
+    assert DMF.data_requirements(params).train_sample_rows == 20_000
+    model, _, _, _ = build(model_params, bucket_edges="quantile", quantile_fit_rows=500)
+    assert model.bucketizer.mode == "quantile" and model.bucketizer.fitted
+
+
+def test_dmf_unknown_item_uses_content_only_for_unseen_targets(model_params):
+    """With ``unknown_item`` the prediction of a row whose target is unseen does not depend on that target's
+    (untrained) item_id row; everything content-based (tags, MM similarities) still does."""
+    model, batch, _, _ = build(model_params, unknown_item=True, item_id_dropout=0.2)
+    assert DMF.data_requirements({**model_params("DMF_test"), "unknown_item": True}).train_item_mask
+    model.eval()
+    target_ids = batch.item_dict["item_id"].view(batch.mask.shape[0], -1)[:, -1]
+    seen = model.train_items.clone()
+    seen[target_ids[:4]] = False
+    model.set_train_items(seen)
+    table = model.embedding_layer.embedding_layer.embedding_layers["item_id"].weight
+    with torch.no_grad():
+        before = model(batch)["y_pred"]
+        table[target_ids[:4]] += 1.0  # perturb the never-used rows of the unseen targets
+        after = model(batch)["y_pred"]
+        assert torch.equal(before, after)
+        model.unknown_item = False  # the same weights reading the perturbed rows: the test is not vacuous
+        changed = model(batch)["y_pred"]
+    assert not torch.allclose(changed[:4], after[:4], atol=1e-4)
+
+
+def test_recency_weighted_histogram_starts_as_the_count_histogram(model_params):
+    plain, batch, _, _ = build(model_params, seed=4)
+    weighted, _, _, _ = build(model_params, seed=4, histogram_weighting="recency", num_positions=3)
+    plain.eval(), weighted.eval()
+    with torch.no_grad():
+        assert torch.equal(weighted(batch)["y_pred"], plain(batch)["y_pred"])  # weights start at 1, no random draws
+        weighted.histogram_weights.weight.copy_(torch.tensor([2.0, 0.5, 0.0]))
+        _, item_inputs, mask = weighted.get_inputs(batch)
+        sims = weighted._batch_cosines(item_inputs, mask)
+        counts = weighted.histogram(sims, mask, weighted.histogram_weights(mask))  # (B, K, n_t)
+    rec = recency_index(mask)
+    expected = (2.0 * (rec == 0) + 0.5 * (rec == 1)).float() * mask  # the most recent item x2, the next x0.5
+    torch.testing.assert_close(counts.sum(-1), expected.sum(-1, keepdim=True).expand(-1, counts.shape[1]))
+
+
+def test_quantile_tiers_fill_the_histogram_evenly(model_params):
+    model, batch, _, _ = build(model_params, tier_edges="quantile", num_tiers=10)
+    assert DMF.data_requirements({**model_params("DMF_test"), "tier_edges": "quantile"}).train_sample_rows == 20_000
+    assert model.histogram.tiers.fitted and "histogram.tiers.edges" in model.state_dict()
+    _, item_inputs, mask = model.get_inputs(batch)
+    with torch.no_grad():
+        counts = model.histogram(model._batch_cosines(item_inputs, mask), mask).sum(0)  # (K, n_t)
+    equal = SimilarityHistogram(10)(model._batch_cosines(item_inputs, mask), mask).sum(0)
+    assert (counts > 0).all() and (equal == 0).sum() > (counts == 0).sum()  # the band leaves equal tiers empty

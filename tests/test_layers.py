@@ -299,3 +299,198 @@ def test_packed_din_equals_fuxictr_din_attention(output_activation):
 def test_din_softmax_and_dice_keep_the_full_layer():
     assert not TargetAttention(8, attention_type="din", din_use_softmax=True).packed
     assert not TargetAttention(8, attention_type="din", attention_hidden_activations="Dice").packed
+
+
+# ---- recency (position) information -----------------------------------------------------------------------------------
+from model_zoo.DIN import DIN  # noqa: E402
+from model_zoo.layers.position import (RecencyEmbedding, RecencyWeights, build_position_encoding,  # noqa: E402
+                                       recency_index)
+
+POSITION_MODELS = (DIN, DIN_SENet, DIN_CrossNet, FiBiNET_Bilinear)
+
+
+def test_recency_index_counts_valid_items_after_each_position():
+    mask = torch.tensor([[0.0, 0.0, 1.0, 1.0, 1.0],    # left-padded, most recent last: L - 1 - j
+                         [1.0, 1.0, 1.0, 1.0, 1.0],
+                         [0.0, 0.0, 0.0, 0.0, 0.0],
+                         [1.0, 0.0, 1.0, 0.0, 1.0]])   # gaps: counts valid items, not positions
+    assert recency_index(mask).tolist() == [[0, 0, 2, 1, 0], [4, 3, 2, 1, 0], [0] * 5, [2, 0, 1, 0, 0]]
+    assert recency_index(mask[1]).tolist() == [4, 3, 2, 1, 0]  # one history (serving)
+
+
+def test_recency_embedding_clips_masks_and_flattens_like_nonzero():
+    positions = RecencyEmbedding(num_positions=3, dim=4)
+    assert torch.equal(positions.weight, torch.zeros(3, 4))  # starts at zero, no random numbers drawn
+    with torch.no_grad():
+        positions.weight.copy_(torch.arange(12.0).view(3, 4))
+    mask = _mask()
+    emb = positions(mask)  # (B, L, 4)
+    rec = recency_index(mask).clamp(max=2)
+    assert torch.equal(emb[mask > 0], positions.weight[rec[mask > 0]])
+    assert torch.equal(emb[mask == 0], torch.zeros(int((mask == 0).sum()), 4))
+    assert torch.equal(positions.of_valid(mask), emb[mask > 0])
+    assert build_position_encoding("none", 8, 4) is None
+    with pytest.raises(ValueError, match=r"position_encoding='sinusoid'; expected one of \('none', 'learned'\)"):
+        build_position_encoding("sinusoid", 8, 4)
+    with pytest.raises(ValueError, match=r"num_positions=1; expected an integer >= 2"):
+        RecencyEmbedding(1, 4)
+
+
+def _randomize_positions(model) -> None:
+    with torch.no_grad():
+        model.backbone.positions.weight.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(5))
+
+
+@pytest.mark.parametrize("model_cls", POSITION_MODELS, ids=lambda c: c.__name__)
+def test_positions_off_equal_the_order_blind_model_and_zero_positions_too(feature_map, batch, tmp_path, model_cls):
+    """``none`` builds exactly today's model; ``learned`` starts at zero and draws no random numbers, so at
+    initialisation it computes the same outputs, bit for bit."""
+    before = _build(model_cls, feature_map, tmp_path, seed=3)
+    off = _build(model_cls, feature_map, tmp_path, seed=3, position_encoding="none")
+    learned = _build(model_cls, feature_map, tmp_path, seed=3, position_encoding="learned", num_positions=4)
+    assert off.backbone.positions is None and learned.backbone.positions is not None
+    assert [n for n, _ in before.named_parameters()] == [n for n, _ in off.named_parameters()]
+    with torch.no_grad():
+        expected = before(batch)["y_pred"]
+        assert torch.equal(off(batch)["y_pred"], expected)
+        assert torch.equal(learned(batch)["y_pred"], expected)
+
+
+@pytest.mark.parametrize("model_cls", POSITION_MODELS, ids=lambda c: c.__name__)
+def test_positions_make_the_history_order_matter(feature_map, batch, tmp_path, model_cls):
+    model = _build(model_cls, feature_map, tmp_path, position_encoding="learned", num_positions=4)
+    _randomize_positions(model)
+    one = _row(batch, 1)  # row 1: every position valid
+    perm = torch.tensor([4, 3, 2, 1, 0, 5])  # reverse the history, the target stays last
+    flipped = MMCTRBatch(one.batch_dict, {k: v[perm] for k, v in one.item_dict.items()}, one.mask)
+    with torch.no_grad():
+        assert not torch.allclose(model(one)["y_pred"], model(flipped)["y_pred"], atol=1e-6)
+        model.backbone.positions.weight.zero_()
+        torch.testing.assert_close(model(one)["y_pred"], model(flipped)["y_pred"], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs", ATTENTIONS, ids=lambda k: "-".join(str(v) for v in k.values()))
+def test_positions_keep_empty_histories_at_zero(kwargs):
+    backbone = _backbone(positions=RecencyEmbedding(4, D), **kwargs)
+    torch.nn.init.normal_(backbone.positions.weight)
+    target, history, _ = _tensors()
+    fields = backbone(torch.randn(B, 2, d), target, history, torch.zeros(B, L))
+    assert torch.equal(fields.pooled_history, torch.zeros(B, D))
+
+
+@pytest.mark.parametrize("output_activation", [None, "Sigmoid"])
+def test_padding_free_din_with_positions_equals_full_path(output_activation):
+    """The packed scorer on valid items + ``of_valid`` positions equals FuxiCTR's DIN_Attention on the padded
+    history + ``positions(mask)``: values and every gradient, the position table's included."""
+    torch.manual_seed(0)
+    backbone = TargetAttentionBackbone({"item_id": 6, "item_emb": 6}, {}, 6, positions=RecencyEmbedding(4, 12),
+                                       attention_type="din", attention_hidden_units=(16, 8),
+                                       attention_output_activation=output_activation).eval()
+    torch.nn.init.normal_(backbone.positions.weight)
+    assert backbone.attention.packed
+    target, history = torch.randn(5, 12, requires_grad=True), torch.randn(5, 7, 12)
+    mask = (torch.rand(5, 7) > 0.5).float()
+    mask[2] = 0  # an all-padding row
+    mask[3] = 1  # a full row: distances beyond the table share its last row
+    rows, cols = mask.nonzero(as_tuple=True)
+    seq = history[rows, cols].clone().requires_grad_(True)  # the valid items; the full path pads them again
+    grads = {}
+    for name in ("full", "packed"):
+        backbone.zero_grad(), setattr(target, "grad", None), setattr(seq, "grad", None)
+        if name == "full":
+            fields = backbone(None, target, torch.zeros(5, 7, 12).index_put((rows, cols), seq), mask)
+        else:
+            fields = backbone.forward_valid(None, target, rows, seq, mask)
+        (fields.pooled_history * torch.linspace(-1, 1, 12)).sum().backward()
+        grads[name] = [fields.pooled_history.detach(), target.grad, seq.grad] + [
+            p.grad.clone() for p in backbone.parameters()]
+    for expected, got in zip(grads["full"], grads["packed"]):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert grads["packed"][3 + [n for n, _ in backbone.named_parameters()].index("positions.weight")].abs().sum() > 0
+    with pytest.raises(ValueError, match="needs the history mask"):
+        backbone.forward_valid(None, target, rows, seq)
+
+
+@pytest.mark.parametrize("model_cls", POSITION_MODELS, ids=lambda c: c.__name__)
+def test_model_padding_free_path_equals_full_path_with_positions(feature_map, batch, tmp_path, model_cls):
+    kwargs = {"attention_type": "din"} if model_cls is not DIN else {}
+    model = _build(model_cls, feature_map, tmp_path, position_encoding="learned", num_positions=3, **kwargs)
+    _randomize_positions(model)
+    with torch.no_grad():
+        model.skip_padding_items = True
+        fast = model(batch)["y_pred"]
+        model.skip_padding_items = False
+        full = model(batch)["y_pred"]
+    torch.testing.assert_close(fast, full, atol=1e-6, rtol=1e-5)
+
+
+# ---- items unseen in train: the unknown-item vector and ID dropout -------------------------------------------------
+def _id_model(feature_map, tmp_path, **overrides):
+    model = _build(DIN, feature_map, tmp_path, **overrides)
+    with torch.no_grad():
+        model.unknown_item_embedding.normal_(generator=torch.Generator().manual_seed(1))
+    return model
+
+
+def test_unknown_item_vector_replaces_exactly_the_unseen_ids(feature_map, tmp_path):
+    model = _id_model(feature_map, tmp_path, unknown_item=True, item_id_dropout=0.2).eval()
+    seen = torch.ones(401, dtype=torch.bool)
+    seen[0] = False  # padding, as prepare.train_item_mask marks it
+    seen[[7, 8, 400]] = False  # cold items (400 is the last id, where FuxiCTR's identity vocab puts its OOV slot)
+    model.set_train_items(seen)
+    ids = torch.tensor([0, 1, 7, 8, 9, 400, 399, 0, 7])
+    inputs = {"item_id": ids, "item_tags": torch.randint(0, 200, (9, 5)), "item_emb_d128": torch.randn(9, 128)}
+    with torch.no_grad():
+        got = model.embed_item_features(inputs)  # (9, D): item_id chunk first, in feature map order
+        plain = model.embedding_layer(inputs, flatten_emb=True)
+    id_dim = model._emb_dim("item_id")
+    cold = torch.tensor([False, False, True, True, False, True, False, False, True])
+    assert torch.equal(got[cold, :id_dim], model.unknown_item_embedding.expand(int(cold.sum()), -1))
+    assert torch.equal(got[~cold], plain[~cold])  # seen ids and padding untouched
+    assert torch.equal(got[:, id_dim:], plain[:, id_dim:])  # content features always kept
+    assert torch.equal(got[0], plain[0]) and torch.equal(plain[0, :id_dim], torch.zeros(id_dim))
+    assert model.unknown_item_rows(ids).tolist() == cold.tolist()
+
+
+def test_id_dropout_only_in_training_mode_and_seeded(feature_map, tmp_path):
+    model = _id_model(feature_map, tmp_path, item_id_dropout=0.25)
+    ids = torch.randint(1, 401, (20000,))
+    ids[:5000] = 0  # padding is never dropped
+    model.eval()
+    assert not model.unknown_item_rows(ids).any()  # evaluation: no dropout, and unknown_item is off
+    model.train()
+    torch.manual_seed(0)
+    first = model.unknown_item_rows(ids)
+    torch.manual_seed(0)
+    assert torch.equal(model.unknown_item_rows(ids), first)  # seeded by the global torch RNG
+    assert not first[:5000].any()
+    assert abs(first[5000:].float().mean().item() - 0.25) < 0.02
+    torch.manual_seed(1)
+    assert not torch.equal(model.unknown_item_rows(ids), first)
+
+
+def test_unknown_item_needs_the_train_item_mask(feature_map, batch, tmp_path):
+    model = _build(DIN, feature_map, tmp_path, unknown_item=True, item_id_dropout=0.1)  # built without data
+    with pytest.raises(RuntimeError, match=r"unknown_item=True: no train item mask"):
+        model(batch)
+    with pytest.raises(ValueError, match=r"train_items has 10 entries; expected the item_id vocab_size 401"):
+        model.set_train_items(torch.ones(10, dtype=torch.bool))
+    plain = _build(DIN, feature_map, tmp_path)
+    assert plain.unknown_item_embedding is None and plain.unknown_item_rows(torch.tensor([1, 2])) is None
+
+
+@pytest.mark.parametrize("obj", [RecencyEmbedding, RecencyWeights, recency_index], ids=lambda o: o.__name__)
+def test_position_docstring_examples_run(obj):
+    import inspect
+    import re
+    code = inspect.cleandoc(inspect.getdoc(obj).split("Example::", 1)[1])
+    namespace = {"torch": torch, obj.__name__: obj}
+    exec(compile(code, f"<{obj.__name__} example>", "exec"), namespace)  # noqa: S102  (our own docstring)
+    shapes = re.findall(r"^(\w+) = [^#\n]*# \(([\d, ]+)\)", code, flags=re.MULTILINE)
+    assert shapes, "the example documents its output shape"
+    for name, shape in shapes:
+        assert tuple(namespace[name].shape) == tuple(int(x) for x in shape.split(",")), name
+    if obj is recency_index:
+        assert namespace["r"].tolist() == [[0, 0, 2, 1, 0]]
+    if obj is RecencyWeights:
+        assert namespace["w"].tolist() == [[0.0, 1.0, 1.0]]

@@ -125,3 +125,64 @@ def test_golden_outputs(experiment, model_name):
     assert model_name in stored, f"no golden outputs for {model_name}: run with MMCTR_UPDATE_GOLDEN=1"
     assert torch.allclose(torch.tensor(got), torch.tensor(stored[model_name]), atol=GOLDEN_ATOL, rtol=0), (
         model_name, got, stored[model_name])
+
+
+# ---- the options added for sampled-negatives data: off reproduces the stored outputs bit for bit -------------------
+OFF_VALUES = {"position_encoding": "none", "item_id_dropout": 0.0, "unknown_item": False}
+
+
+def test_new_options_off_reproduce_golden_outputs_bit_for_bit(experiment, model_name):
+    """Recency positions, ID dropout and the unknown-item vector, given explicitly as off, build today's model: the
+    stored golden outputs (recorded before these options existed) come out identical, not merely close."""
+    stored = json.loads(GOLDEN.read_text())
+    exp = experiment(f"{model_name}_test", seed=0, **OFF_VALUES)
+    model = exp.model.eval()
+    assert model.unknown_item_embedding is None
+    assert not [n for n, _ in model.named_parameters() if "positions" in n]
+    with torch.no_grad():
+        got = model(exp.loader("valid").batch(slice(0, 64)))["y_pred"][:GOLDEN_ROWS, 0]
+    assert torch.equal(got, torch.tensor(stored[model_name])), (model_name, got.tolist(), stored[model_name])
+
+
+def test_new_options_off_leave_the_training_path_unchanged(experiment, model_name):
+    """Five training steps (dropout and all) with the options given as off equal those without them, bit for bit."""
+    outputs = []
+    for overrides in ({}, OFF_VALUES):
+        exp = experiment(f"{model_name}_test", seed=0, **overrides)
+        model, batch = exp.model, exp.loader("valid").batch(slice(0, 64))
+        model._batch_index, model._steps_per_epoch, model._max_gradient_norm = 0, 1, 10.0
+        model.train()
+        torch.manual_seed(11)
+        for _ in range(5):
+            model.train_step(batch)
+        model.eval()
+        with torch.no_grad():
+            outputs.append(model(batch)["y_pred"])
+    assert torch.equal(*outputs)
+
+
+ON_VALUES = {"position_encoding": "learned", "num_positions": 4, "item_id_dropout": 0.3, "unknown_item": True}
+
+
+def test_new_options_on_train_and_round_trip(experiment, model_name, tmp_path):
+    """With every option on: finite outputs, a gradient on every parameter (the position table and the unknown-item
+    vector included), and a state_dict round trip that restores the outputs."""
+    exp = experiment(f"{model_name}_test", seed=0, **ON_VALUES)
+    model, batch = exp.model, exp.loader("valid").batch(slice(0, 64))
+    assert model.train_items is not None and model.train_items.dtype == torch.bool and not model.train_items[0]
+    model.train()
+    torch.manual_seed(0)
+    model.compute_loss(model(batch), model.get_labels(batch)).backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
+    assert not missing, f"{model_name}: parameters without gradient: {missing}"
+    assert model.unknown_item_embedding.grad.abs().sum() > 0
+    model.eval()
+    other = experiment(f"{model_name}_test", seed=1, **ON_VALUES).model.eval()
+    with torch.no_grad():
+        expected = model(batch)["y_pred"]
+        assert torch.isfinite(expected).all()
+        model.save_weights(tmp_path / "m.pt")
+        other.load_weights(tmp_path / "m.pt")
+        other.eval()
+        assert torch.allclose(other(batch)["y_pred"], expected, atol=1e-6)
+    assert not any("train_items" in k for k in model.state_dict())  # reloaded from the data, not saved

@@ -391,19 +391,29 @@ def test_rerun_skips_finished_expids_and_adds_no_duplicate_rows(interrupted_then
     print(f"resumed 2x2 sweep ({4 - skipped} runs, --gpu -1 -1): {state['resume_seconds']:.1f} s")
 
 
+def test_a_grid_point_the_model_refuses_stops_the_sweep_before_any_run(tmp_path, capsys):
+    # num_heads=3 does not divide attention_dim=8: every point is validated before the first run starts.
+    tuner = write_tuner_file(tmp_path / "dmf_tiny_heads.yaml", {"num_heads": [1, 3]})
+    assert main(["--config", str(tuner), "--gpu", "-1", "-1", "--output-dir", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 2 run(s) cannot start; nothing was run" in err, err
+    assert "num_heads=3 must divide attention_dim=8" in err and "dmf_tiny_heads/model_config.yaml (block " in err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "checkpoints").exists()
+
+
 @pytest.mark.slow
 def test_failed_expid_makes_the_sweep_fail_and_names_its_files(interrupted_then_resumed, work, capsys):
-    # num_heads=3 does not divide attention_dim=8: the model constructor refuses it inside the run.
-    tuner = write_tuner_file(work / "dmf_tiny_heads.yaml", {"num_heads": [1, 3]})
+    # learning_rate=1e30 passes validation and diverges in the first batches: the run fails at run time.
+    tuner = write_tuner_file(work / "dmf_tiny_lr.yaml", {"learning_rate": [1.e-3, 1.e30]})
     assert main(["--config", str(tuner), "--gpu", "-1", "-1", "--output-dir", str(work), "--quiet"]) == 1
     err = capsys.readouterr().err
-    good, broken = list_tuner_expids(work / "tuner" / "dmf_tiny_heads")
-    assert re.search(rf"FAILED {broken}: exit code [12] \(run status: failed\)", err), err[-3000:]
-    assert "2 runs: 1 ran, 1 skipped" in err  # num_heads=1 is the 2x2 grid's first point: same expid, finished
+    good, broken = list_tuner_expids(work / "tuner" / "dmf_tiny_lr")
+    assert re.search(rf"FAILED {broken}: exit code 1 \(run status: failed\)", err), err[-3000:]
+    assert "2 runs: 1 ran, 1 skipped" in err  # learning_rate=1e-3 is the 2x2 grid's first point: same expid, finished
     train_log = err.split("train.log: ")[1].split()[0]
     assert Path(train_log).is_file() and broken in train_log
-    assert f"stderr:    {work / 'tuner' / 'dmf_tiny_heads' / 'logs' / broken}.stderr" in err
-    assert "num_heads=3" in err                                        # the stderr tail shows the cause
+    assert f"stderr:    {work / 'tuner' / 'dmf_tiny_lr' / 'logs' / broken}.stderr" in err
+    assert "training diverged: predictions are NaN" in err              # the stderr tail shows the cause
     assert err.rstrip().splitlines()[-1] == f"failed: {broken}"
     done, _ = finished_runs(work / "results" / "results.csv")
     assert Job(good).key in done and Job(broken).key not in done

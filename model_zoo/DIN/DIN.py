@@ -42,8 +42,9 @@ class DIN(TargetAttentionModel):
         net_dropout: DNN dropout.
         batch_norm: BatchNorm in the DNN.
         **kwargs: the DIN scorer's TargetAttentionModel arguments (attention_hidden_units, attention_hidden_activations,
-            attention_output_activation, din_use_softmax, attention_dropout) and MMCTRModel arguments (embedding_dim,
-            regularizers, learning_rate, ...).
+            attention_output_activation, din_use_softmax, attention_dropout, and the zoo's recency option
+            position_encoding / num_positions, not in the paper) and MMCTRModel arguments (embedding_dim, regularizers,
+            learning_rate, item_id_dropout, unknown_item, ...).
 
     Example::
 

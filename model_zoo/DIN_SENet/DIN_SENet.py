@@ -46,8 +46,8 @@ class DIN_SENet(TargetAttentionModel):
         dnn_activations: DNN activation.
         net_dropout: DNN dropout.
         batch_norm: BatchNorm in the DNN.
-        **kwargs: TargetAttentionModel arguments (attention_type, num_heads, attention_dim, ...) and MMCTRModel /
-            FuxiCTR BaseModel arguments (embedding_dim, regularizers, model_root, ...).
+        **kwargs: TargetAttentionModel arguments (attention_type, num_heads, attention_dim, position_encoding, ...) and
+            MMCTRModel / FuxiCTR BaseModel arguments (embedding_dim, regularizers, item_id_dropout, unknown_item, ...).
 
     Example::
 

@@ -1,6 +1,7 @@
 """DMF, Decoupled Multimodal Fusion (arXiv 2510.11066): DTA + similarity histogram + CMM over MMCTR item features."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Annotated, Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple
 
@@ -11,6 +12,7 @@ from torch import Tensor
 from model_zoo.datasets.loader import MMCTRBatch
 from model_zoo.DMF.attention import ComplementaryModality, DecoupledTargetAttention, EarlyFusionTargetAttention
 from model_zoo.layers.mmctr_base import DataRequirements, MMCTRModel, ModelData
+from model_zoo.layers.position import PositionEncoding, RecencyWeights, build_position_encoding
 from model_zoo.layers.similarity import (BUCKET_EDGE_MODES, SimilarityBucketizer, SimilarityHistogram,
                                          gathered_cosines, l2_normalize_segments, segment_cosines)
 from model_zoo.errors import ConfigError
@@ -21,6 +23,7 @@ from model_zoo.schema import IMAGE_COLUMN, TEXT_COLUMN
 __all__ = ["DMF", "DecoupledTargetAttention", "EarlyFusionTargetAttention"]
 
 ATTENTION_MODES = ("decoupled", "early_fusion")
+HISTOGRAM_WEIGHTINGS = ("count", "recency")
 CMM_MODES = ("concat", "weighted_sum", "gate")
 MM_SOURCES = ("item_feature", "item_info")
 _ITEM_ID = "item_id"  # the item id feature of the MicroLens schema (target and history ids)
@@ -57,6 +60,13 @@ class DMF(MMCTRModel):
         of ``item_emb_d128`` (the challenge's PCA of text and image), not a new projection of the raw encoder vectors.
         ``mm_source`` is explicit (default ``item_feature``), not picked by file presence, because K fixes the
         parameter shapes before any file is read. The early-fusion comparator uses d_s = d_a.
+        Not in the paper (zoo additions, off unless stated): bucket edges default to ``quantile`` (fitted on train
+        pairs; encoder cosines sit in a narrow band, where equal-width edges put most pairs into a few buckets);
+        ``position_encoding: learned`` adds a recency embedding to the history ID vectors e_j before K^id, V^id
+        (target-agnostic, so K^id and V^id stay cached per user); ``tier_edges: quantile`` and
+        ``histogram_weighting: recency`` (a learned weight per recency in place of SimTier's count of 1, so the
+        histogram describes the recent behaviours; also target-agnostic); ``item_id_dropout`` / ``unknown_item``
+        (MMCTRModel) replace the item-id part of e_i by a learned unknown-item vector.
 
     Args:
         mm_source: ``"item_feature"`` (K modalities from item_feature.parquet, delivered in ``data``) or
@@ -70,13 +80,22 @@ class DMF(MMCTRModel):
         num_heads: DTA heads.
         attention_output_dim: size of an output Linear after DTA; None = none.
         num_buckets: n_b per modality.
-        bucket_edges: ``"equal_width"`` on [-1, 1] or ``"quantile"`` (fitted on ``data``'s train sample, saved in the
-            checkpoint).
-        quantile_fit_rows: train rows sampled (seeded by ``seed``) to fit quantile edges.
+        bucket_edges: ``"quantile"`` (default; edges at the k / n_b quantiles of the cosines of ``data``'s train
+            sample, per modality, saved in the checkpoint) or ``"equal_width"`` on [-1, 1] (the spec's original).
+        quantile_fit_rows: train rows sampled (seeded by ``seed``) to fit quantile edges (buckets and/or tiers).
         sim_on_values: add bucket embeddings to the values as well as the keys.
         use_dta: the modality-enriched pathway.
+        position_encoding: ``"none"`` (order-blind DTA) or ``"learned"``: a learned embedding of each history item's
+            recency (0 = most recent), starting at zero, added to e_j before the K^id / V^id projections
+            (``model_zoo/layers/position.py``); still computed once per user in :meth:`forward_serving`.
+        num_positions: rows of the recency table / recency weights (older items share the last one); read with
+            ``position_encoding: learned`` or ``histogram_weighting: recency``.
         use_histogram: the modality-centric pathway (at least one of the two must be on).
-        num_tiers: n_t histogram tiers on [-1, 1].
+        num_tiers: n_t histogram tiers.
+        tier_edges: ``"equal_width"`` tiers on [-1, 1] (SimTier's) or ``"quantile"`` tiers per modality, fitted on
+            the same train sample as quantile bucket edges (saved in the checkpoint).
+        histogram_weighting: ``"count"`` (each valid behaviour counts 1, SimTier) or ``"recency"``: it counts a
+            learned weight of its recency (0 = most recent; ``num_positions`` weights, starting at 1).
         normalize_histogram: divide counts by the valid history length.
         histogram_hidden_units: MLP over the K n_t histogram (its last size is the pathway output).
         cmm_mode: ``"concat"``, ``"weighted_sum"`` or ``"gate"``.
@@ -101,9 +120,12 @@ class DMF(MMCTRModel):
                  attention_mode: Literal["decoupled", "early_fusion"] = "decoupled",
                  attention_dim: PositiveInt = 64, num_heads: PositiveInt = 1,
                  attention_output_dim: Optional[PositiveInt] = None, num_buckets: Annotated[int, Range(low=2)] = 32,
-                 bucket_edges: Literal["equal_width", "quantile"] = "equal_width",
+                 bucket_edges: Literal["equal_width", "quantile"] = "quantile",
                  quantile_fit_rows: PositiveInt = 20_000, sim_on_values: bool = True, use_dta: bool = True,
+                 position_encoding: PositionEncoding = "none", num_positions: Annotated[int, Range(low=2)] = 32,
                  use_histogram: bool = True, num_tiers: Annotated[int, Range(low=2)] = 20,
+                 tier_edges: Literal["equal_width", "quantile"] = "equal_width",
+                 histogram_weighting: Literal["count", "recency"] = "count",
                  normalize_histogram: bool = False, histogram_hidden_units: Units = (64,),
                  cmm_mode: Literal["concat", "weighted_sum", "gate"] = "concat", cmm_weight: Probability = 0.5,
                  dnn_hidden_units: Units = (512, 256, 128), dnn_activations: Activation = "ReLU",
@@ -112,6 +134,8 @@ class DMF(MMCTRModel):
         check_choice("mm_source", mm_source, MM_SOURCES)
         check_choice("attention_mode", attention_mode, ATTENTION_MODES)
         check_choice("bucket_edges", bucket_edges, BUCKET_EDGE_MODES)
+        check_choice("tier_edges", tier_edges, BUCKET_EDGE_MODES)
+        check_choice("histogram_weighting", histogram_weighting, HISTOGRAM_WEIGHTINGS)
         check_choice("cmm_mode", cmm_mode, CMM_MODES)
         if not (use_dta or use_histogram):
             raise ConfigError("use_dta=False and use_histogram=False; expected at least one pathway on")
@@ -138,7 +162,13 @@ class DMF(MMCTRModel):
         self.attention = (attention_cls(id_dim, attention_dim, num_mod * num_buckets, num_heads=num_heads,
                                         sim_on_values=sim_on_values, output_dim=attention_output_dim, **extra)
                           if use_dta else None)
-        self.histogram = SimilarityHistogram(num_tiers, normalize=normalize_histogram) if use_histogram else None
+        # recency of each behaviour, added to e_j before K/V (target-agnostic: cached per user with K^id, V^id)
+        self.positions = build_position_encoding(position_encoding, num_positions, id_dim) if use_dta else None
+        self.histogram = (SimilarityHistogram(num_tiers, normalize=normalize_histogram, mode=tier_edges,
+                                              num_modalities=num_mod) if use_histogram else None)
+        # a learned weight per recency instead of a count of 1 per behaviour (target-agnostic: once per user)
+        self.histogram_weights = (RecencyWeights(num_positions) if use_histogram and histogram_weighting == "recency"
+                                  else None)
         self.histogram_mlp = (MLP_Block(num_mod * num_tiers, hidden_units=list(histogram_hidden_units),
                                         hidden_activations="ReLU") if use_histogram else None)
         centric_dim = (list(histogram_hidden_units) or [num_mod * num_tiers])[-1] if use_histogram else 0
@@ -160,16 +190,17 @@ class DMF(MMCTRModel):
         out: List[Tuple[str, str]] = []
         unused = {
             "use_dta": (False, ("attention_mode", "attention_dim", "num_heads", "attention_output_dim",
-                                "num_buckets", "bucket_edges", "quantile_fit_rows", "sim_on_values")),
-            "use_histogram": (False, ("num_tiers", "normalize_histogram", "histogram_hidden_units")),
+                                "num_buckets", "bucket_edges", "sim_on_values", "position_encoding")),
+            "use_histogram": (False, ("num_tiers", "tier_edges", "histogram_weighting", "normalize_histogram",
+                                      "histogram_hidden_units")),
         }
         for switch, (off, keys) in unused.items():
             if params.get(switch, True) is off:
                 out += [(k, f"key '{k}' is unused with {switch}: {off}") for k in keys if k in params]
         defaults = inspect.signature(cls.__init__).parameters
-        heads = params.get("num_heads", defaults["num_heads"].default)
-        dim = params.get("attention_dim", defaults["attention_dim"].default)
-        if params.get("use_dta", True) and dim % heads:
+        get = (lambda key: params.get(key, defaults[key].default))
+        heads, dim = get("num_heads"), get("attention_dim")
+        if get("use_dta") and dim % heads:
             out.append(("num_heads", f"num_heads={heads} must divide attention_dim={dim}"))
         variant = params.get("embedding_variant")
         if variant:
@@ -181,25 +212,38 @@ class DMF(MMCTRModel):
                 out.append(("embedding_variant", f"embedding_variant={variant!r} keeps semantic ids only (no "
                             f"item_emb_d128); DMF then needs target_mm_in_head: false, mm_in_keys: false and "
                             f"mm_source: item_feature (e.g. --set target_mm_in_head=false)"))
-        if "cmm_weight" in params and params.get("cmm_mode", "concat") != "weighted_sum":
+        if "cmm_weight" in params and get("cmm_mode") != "weighted_sum":
             out.append(("cmm_weight", "key 'cmm_weight' is read only with cmm_mode: weighted_sum"))
-        if "quantile_fit_rows" in params and params.get("bucket_edges", "equal_width") != "quantile":
-            out.append(("quantile_fit_rows", "key 'quantile_fit_rows' is read only with bucket_edges: quantile"))
-        if "mm_feature_columns" in params and params.get("mm_source", "item_feature") != "item_feature":
+        if "quantile_fit_rows" in params and not cls._quantile_parts(get):
+            out.append(("quantile_fit_rows", "key 'quantile_fit_rows' is read only with bucket_edges: quantile (and "
+                                             "use_dta) or tier_edges: quantile (and use_histogram)"))
+        positions_read = ((get("use_dta") and get("position_encoding") != "none")
+                          or (get("use_histogram") and get("histogram_weighting") == "recency"))
+        if "num_positions" in params and not positions_read:
+            out.append(("num_positions", "key 'num_positions' is read only with position_encoding: learned (and "
+                                         "use_dta) or histogram_weighting: recency (and use_histogram)"))
+        if "mm_feature_columns" in params and get("mm_source") != "item_feature":
             out.append(("mm_feature_columns", "key 'mm_feature_columns' is read only with mm_source: item_feature"))
         return out + super().config_conflicts(params)
 
+    @staticmethod
+    def _quantile_parts(get: Any) -> Tuple[str, ...]:
+        """The parts that fit quantile edges on a train sample: "buckets" (DTA) and/or "tiers" (histogram)."""
+        return tuple(part for part, on in (("buckets", get("use_dta") and get("bucket_edges") == "quantile"),
+                                           ("tiers", get("use_histogram") and get("tier_edges") == "quantile")) if on)
+
     @classmethod
     def data_requirements(cls, params: Mapping[str, Any]) -> DataRequirements:
-        """The raw modality vectors of item_feature.parquet (``mm_source: item_feature``) and, for quantile bucket
-        edges, a seeded sample of train rows."""
+        """The raw modality vectors of item_feature.parquet (``mm_source: item_feature``), for quantile bucket
+        edges a seeded sample of train rows, and MMCTRModel's (the train item mask with ``unknown_item``)."""
         defaults = inspect.signature(cls.__init__).parameters
         get = (lambda key: params.get(key, defaults[key].default))
         columns = tuple(get("mm_feature_columns")) if get("mm_source") == "item_feature" else ()
-        quantile = get("use_dta") and get("bucket_edges") == "quantile"
+        quantile = bool(cls._quantile_parts(get))
         info_columns = (get("mm_item_info_column"),) if quantile and get("mm_source") == "item_info" else ()
-        return DataRequirements(item_feature_columns=columns, item_info_columns=info_columns,
-                                train_sample_rows=int(get("quantile_fit_rows")) if quantile else 0)
+        return dataclasses.replace(super().data_requirements(params), item_feature_columns=columns,
+                                   item_info_columns=info_columns,
+                                   train_sample_rows=int(get("quantile_fit_rows")) if quantile else 0)
 
     def _raw_dim(self, feature: str) -> int:
         """Width of an ``embedding`` feature's stored vector (FuxiCTR's default: its embedding_dim)."""
@@ -216,7 +260,8 @@ class DMF(MMCTRModel):
                                  f"{sorted(data.item_vectors)}")
             tables = [data.item_vectors[c] for c in self.mm_feature_columns]
             self.attach_mm_vectors(torch.cat(tables, dim=1), [t.shape[1] for t in tables])
-        if self.bucketizer.mode == "quantile" and data.train_history is not None:
+        quantile_tiers = self.histogram is not None and self.histogram.tiers is not None
+        if (self.bucketizer.mode == "quantile" or quantile_tiers) and data.train_history is not None:
             self._fit_quantile_edges(data.train_history, data.train_target, data)
 
     def attach_mm_vectors(self, table: Tensor, dims: Sequence[int]) -> None:
@@ -239,7 +284,11 @@ class DMF(MMCTRModel):
             table = l2_normalize_segments(data.item_vectors[self.mm_item_info_column].float(), self.mm_dims)
         valid = history > 0
         sims = gathered_cosines(table, target, history, valid, self.mm_dims)  # (n, K, L)
-        self.bucketizer.fit([sims[:, k][valid] for k in range(sims.shape[1])])
+        per_modality = [sims[:, k][valid] for k in range(sims.shape[1])]
+        if self.bucketizer.mode == "quantile":
+            self.bucketizer.fit(per_modality)
+        if self.histogram is not None:
+            self.histogram.fit(per_modality)  # quantile tiers only; equal-width tiers need nothing
 
     def _table(self) -> Tensor:
         if self.mm_table is None:
@@ -265,7 +314,15 @@ class DMF(MMCTRModel):
         return segment_cosines(mm[:, -1], mm[:, :-1], self.mm_dims)
 
     def _embed(self, inputs: Dict[str, Tensor], features: Sequence[str]) -> Tensor:
-        return self.embedding_layer({f: inputs[f] for f in features}, flatten_emb=True)
+        """Flat embeddings of ``features`` (the unknown-item vector in place of unseen / dropped item ids)."""
+        return self.embed_item_features(inputs, features)
+
+    def _history_state(self, history: Tensor, mask: Tensor) -> HistoryState:
+        """The attention's target-agnostic state of history ID vectors (B, L, d) or one user's (L, d), with the
+        recency embedding added first (it depends on the mask only, so the state stays cacheable)."""
+        if self.positions is not None:
+            history = history + self.positions(mask)  # (..., L, d); padded positions get 0
+        return self.attention.prepare_history(history)
 
     # ---- model -------------------------------------------------------------------------------------------------
     def _score(self, context: Optional[Tensor], target: Tensor, target_mm: Optional[Tensor], state: HistoryState,
@@ -276,7 +333,8 @@ class DMF(MMCTRModel):
             bucket_ids = self.bucketizer(sims, offset_by_modality=True)  # (B, K, L)
             enriched = self.attention(target, state, bucket_ids, mask)  # (B, d_a or attention_output_dim)
         if self.histogram is not None:
-            centric = self.histogram_mlp(self.histogram(sims, mask).flatten(1))  # (B, K n_t) -> (B, .)
+            weights = self.histogram_weights(mask) if self.histogram_weights is not None else None  # (B, L) | (L,)
+            centric = self.histogram_mlp(self.histogram(sims, mask, weights).flatten(1))  # (B, K n_t) -> (B, .)
         parts = [p for p in (context, target, target_mm) if p is not None] + [self.cmm(enriched, centric)]
         return self.dnn(torch.cat(parts, dim=-1))  # (B, 1)
 
@@ -293,7 +351,7 @@ class DMF(MMCTRModel):
             target_mm = self._embed({self.mm_item_info_column: raw.view(rows, length + 1, -1)[:, -1]},
                                     [self.mm_item_info_column])  # (B, d_mm)
         context = self._embed(row_inputs, list(row_inputs)) if row_inputs else None  # (B, row_emb_dim)
-        state = self.attention.prepare_history(history) if self.attention is not None else None
+        state = self._history_state(history, mask) if self.attention is not None else None
         return {"y_pred": self._score(context, target, target_mm, state, sims, mask)}
 
     # ---- serving -------------------------------------------------------------------------------------------------
@@ -316,7 +374,7 @@ class DMF(MMCTRModel):
         num_cands = cand_in[_ITEM_ID].shape[0]
         # once per user
         history = self._embed(history_in, self.id_features)  # (L, d)
-        state = self.attention.prepare_history(history) if self.attention is not None else None
+        state = self._history_state(history, mask) if self.attention is not None else None
         history_mm = self._mm_vectors(history_in)  # (L, M)
         context = None
         if user.get("context"):

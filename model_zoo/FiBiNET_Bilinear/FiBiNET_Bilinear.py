@@ -60,8 +60,8 @@ class FiBiNET_Bilinear(TargetAttentionModel):
         dnn_activations: DNN activation.
         net_dropout: DNN dropout.
         batch_norm: BatchNorm in the DNN.
-        **kwargs: TargetAttentionModel arguments (attention_type, num_heads, ...) and MMCTRModel / FuxiCTR BaseModel
-            arguments (embedding_dim, regularizers, model_root, ...).
+        **kwargs: TargetAttentionModel arguments (attention_type, num_heads, position_encoding, ...) and MMCTRModel /
+            FuxiCTR BaseModel arguments (embedding_dim, regularizers, item_id_dropout, unknown_item, ...).
 
     Example::
 

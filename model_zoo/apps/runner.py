@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from model_zoo.apps.signals import Terminated, sigterm_raises, signals_deferred
-from model_zoo.errors import ConfigError, DataError, ZooError
+from model_zoo.errors import ConfigError, DataError, TrainingDiverged, ZooError
 
 __all__ = ["run", "main", "build_parser", "split_metrics", "prepare_process"]
 
@@ -242,6 +242,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_TERMINATED
     except OSError as exc:  # disk full, permissions: one line, the run's status.json has the details
         print(f"error: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else ""), file=sys.stderr)
+        return EXIT_FAILURE
+    except TrainingDiverged as exc:  # a runtime failure, not bad input: exit 1, the run's status.json says why
+        print(f"error: [{args.expid}] {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
 

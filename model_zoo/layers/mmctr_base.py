@@ -17,7 +17,7 @@ import pickle
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -29,8 +29,9 @@ from torch import Tensor, nn
 
 from model_zoo.datasets.loader import MMCTRBatch
 from model_zoo.fileio import atomic_write
-from model_zoo.errors import ConfigError, DataError
-from model_zoo.params import Loss, Optimizer, PositiveFloat, PositiveInt, Regularizer, annotations_of, check_value
+from model_zoo.errors import ConfigError, DataError, TrainingDiverged
+from model_zoo.params import (DropoutRate, Loss, Optimizer, PositiveFloat, PositiveInt, Regularizer, annotations_of,
+                              check_value)
 
 __all__ = ["MMCTRModel", "DataRequirements", "ModelData", "Predictions", "TRAINING_KEYS"]
 
@@ -39,6 +40,7 @@ TRAINING_KEYS = ("task", "monitor", "monitor_mode", "save_best_only", "early_sto
                  "reduce_lr_on_plateau", "verbose", "model_root", "metrics", "amp")
 # Constructor parameters that are not config keys.
 _NOT_CONFIG = frozenset({"self", "feature_map", "model_id", "gpu", "data"})
+ITEM_ID = "item_id"  # the item id feature of the MicroLens schema; id 0 = padding
 
 
 @dataclass(frozen=True)
@@ -52,21 +54,26 @@ class DataRequirements:
         item_info_columns: item_info columns delivered the same way (the table the loader joins).
         train_sample_rows: a seeded sample of this many train rows (history ids and target ids), e.g. to fit
             data-dependent bucket edges; 0 = none.
+        train_item_mask: the (I + 1,) bool "item id occurs in train" mask (``prepare.train_item_mask``), e.g. to
+            score items unseen in train from their content.
     """
 
     item_feature_columns: Tuple[str, ...] = ()
     item_info_columns: Tuple[str, ...] = ()
     train_sample_rows: int = 0
+    train_item_mask: bool = False
 
 
 @dataclass
 class ModelData:
     """The data of a :class:`DataRequirements`: ``item_vectors[column]`` (I + 1, dim); ``train_history`` (n, L) and
-    ``train_target`` (n,) item ids of the sampled train rows."""
+    ``train_target`` (n,) item ids of the sampled train rows; ``train_items`` (I + 1,) bool, True for the item ids
+    that occur in train (False for id 0, the padding)."""
 
     item_vectors: Dict[str, Tensor] = field(default_factory=dict)
     train_history: Optional[Tensor] = None
     train_target: Optional[Tensor] = None
+    train_items: Optional[Tensor] = None
 
 
 @dataclass
@@ -117,6 +124,12 @@ class MMCTRModel(BaseModel):
         embedding_regularizer: L2 (or "l1(x)", "l2(x)", "l1_l2(x, y)") on FuxiCTR embedding tables.
         net_regularizer: the same on every other weight.
         learning_rate, optimizer, loss: FuxiCTR ``compile`` settings (allow-listed names, never evaluated).
+        item_id_dropout: in training mode only, each real item occurrence (target or history) has its ``item_id``
+            embedding replaced by the learned unknown-item vector with this probability (global torch RNG, so
+            seeded by ``seed``); the other item features (tags, multimodal vector) stay. 0 = off.
+        unknown_item: item ids absent from train (the experiment's train item mask) get the learned unknown-item
+            vector instead of their never-trained ``item_id`` row, in training and evaluation; only the ID part
+            changes, so such items are scored from their content. Needs ``item_id_dropout`` > 0 to train the vector.
         data: the extra data of :meth:`data_requirements` (loaded by ``model_zoo.experiment``).
         **kwargs: FuxiCTR BaseModel keys owned by the runner (``TRAINING_KEYS``): task, monitor, metrics, ...
     """
@@ -134,8 +147,8 @@ class MMCTRModel(BaseModel):
     def __init__(self, feature_map, model_id: str = "MMCTRModel", gpu: int = -1, embedding_dim: PositiveInt = 64,
                  accumulation_steps: PositiveInt = 1, embedding_regularizer: Regularizer = 0.0,
                  net_regularizer: Regularizer = 0.0, learning_rate: PositiveFloat = 1e-3,
-                 optimizer: Optimizer = "adam", loss: Loss = "binary_crossentropy", data: Optional[ModelData] = None,
-                 **kwargs) -> None:
+                 optimizer: Optimizer = "adam", loss: Loss = "binary_crossentropy", item_id_dropout: DropoutRate = 0.0,
+                 unknown_item: bool = False, data: Optional[ModelData] = None, **kwargs) -> None:
         amp = kwargs.pop("amp", "off") or "off"
         # 0 means off: FuxiCTR would otherwise add 0 * ||W||^2 for every weight at every step
         super().__init__(feature_map, model_id=model_id, gpu=gpu, embedding_regularizer=embedding_regularizer or None,
@@ -154,6 +167,18 @@ class MMCTRModel(BaseModel):
         self.item_info_dim = sum(self._emb_dim(f) for f in self.item_features)
         self.row_emb_dim = sum(self._emb_dim(f) for f in self.row_features)
         self.embedding_layer = FeatureEmbedding(feature_map, embedding_dim)
+        self.item_id_dropout, self.unknown_item = float(item_id_dropout), bool(unknown_item)
+        # The unknown-item ID vector (zeros: no random numbers drawn, so with both options off nothing changes).
+        # FuxiCTR's identity vocab puts its OOV slot on the last real item id: a separate vector, not that row.
+        self.unknown_item_embedding: Optional[nn.Parameter] = None
+        self.register_buffer("train_items", None, persistent=False)  # (I + 1,) bool, reloaded from data
+        if item_id_dropout > 0 or unknown_item:
+            if ITEM_ID not in self.item_features:
+                raise ConfigError(f"item_id_dropout / unknown_item replace the '{ITEM_ID}' embedding; the feature map "
+                                  f"has no '{ITEM_ID}' item feature ({self.item_features})")
+            self.unknown_item_embedding = nn.Parameter(torch.zeros(self._emb_dim(ITEM_ID)))
+        if unknown_item and data is not None and data.train_items is not None:
+            self.set_train_items(data.train_items)
 
     # ---- config schema --------------------------------------------------------------------------------------------
     @classmethod
@@ -179,12 +204,15 @@ class MMCTRModel(BaseModel):
     @classmethod
     def config_conflicts(cls, params: Mapping[str, Any]) -> List[Tuple[str, str]]:
         """(key, message) for keys that are valid alone but ignored or contradictory in this combination."""
+        if params.get("unknown_item") and not params.get("item_id_dropout"):
+            return [("unknown_item", "key 'unknown_item: true' needs item_id_dropout > 0: the unknown-item vector is "
+                                     "trained only on dropped ids (every train item is seen)")]
         return []
 
     @classmethod
     def data_requirements(cls, params: Mapping[str, Any]) -> DataRequirements:
-        """The extra data this model needs for ``params`` (none by default)."""
-        return DataRequirements()
+        """The extra data this model needs for ``params``: the train item mask with ``unknown_item``."""
+        return DataRequirements(train_item_mask=bool(params.get("unknown_item", False)))
 
     def _emb_dim(self, feature: str) -> int:
         spec = self.feature_map.features[feature]
@@ -234,7 +262,11 @@ class MMCTRModel(BaseModel):
     def train_step(self, batch_data: MMCTRBatch) -> Tensor:
         """One step with the challenge's gradient accumulation over ``accumulation_steps`` batches."""
         return_dict = self._predict(batch_data)
+        if not torch.isfinite(return_dict["y_pred"]).all():  # BCE would raise an opaque error on NaN
+            self._diverged("predictions are NaN")
         loss = self.compute_loss(return_dict, self.get_labels(batch_data)) / self.accumulation_steps
+        if not torch.isfinite(loss):
+            self._diverged(f"the loss is {loss.item()}")
         scaler = self._grad_scaler
         (scaler.scale(loss) if scaler else loss).backward()
         if (self._batch_index + 1) % self.accumulation_steps == 0 or self._batch_index + 1 == self._steps_per_epoch:
@@ -248,6 +280,11 @@ class MMCTRModel(BaseModel):
                 self.optimizer.step()
             self.optimizer.zero_grad()
         return loss * self.accumulation_steps
+
+    def _diverged(self, what: str) -> None:
+        lr = self.optimizer.param_groups[0]["lr"]
+        raise TrainingDiverged(f"training diverged: {what} at batch {self._batch_index + 1} of epoch "
+                               f"{self._epoch_index + 1} (learning_rate={lr:g}); lower learning_rate or set amp: off")
 
     # ---- evaluation -----------------------------------------------------------------------------------------------
     def predict_split(self, data_generator) -> Predictions:
@@ -316,6 +353,47 @@ class MMCTRModel(BaseModel):
             raise DataError(f"checkpoint does not fit {type(self).__name__} as configured ({reason})",
                             path=str(checkpoint)) from None
 
+    # ---- unseen items ---------------------------------------------------------------------------------------------
+    def set_train_items(self, train_items: Tensor) -> None:
+        """Hold the (I + 1,) bool "occurs in train" mask used by ``unknown_item`` (the constructor does this from its
+        ``data``)."""
+        mask = torch.as_tensor(train_items, dtype=torch.bool).reshape(-1)
+        vocab = self.feature_map.features[ITEM_ID].get("vocab_size")
+        if vocab is not None and mask.numel() < vocab:
+            raise ValueError(f"train_items has {mask.numel()} entries; expected the item_id vocab_size {vocab}")
+        self.train_items = mask.to(self.device)
+
+    def unknown_item_rows(self, item_ids: Tensor) -> Optional[Tensor]:
+        """(n,) bool: the occurrences whose ``item_id`` embedding becomes the unknown-item vector, or None when
+        both options are off. Padding (id 0) is never replaced; ``unknown_item``: ids absent from train;
+        ``item_id_dropout`` (training mode only): each real occurrence with that probability."""
+        if self.unknown_item_embedding is None:
+            return None
+        real = item_ids != 0
+        replace = torch.zeros_like(real)
+        if self.unknown_item:
+            if self.train_items is None:
+                raise RuntimeError("unknown_item=True: no train item mask; build the model with "
+                                   "data=ModelData(train_items=...) (model_zoo.experiment does) or set_train_items()")
+            replace = real & ~self.train_items[item_ids]
+        if self.training and self.item_id_dropout > 0:
+            replace = replace | (real & (torch.rand(item_ids.shape, device=item_ids.device) < self.item_id_dropout))
+        return replace
+
+    def embed_item_features(self, inputs: Dict[str, Tensor], features: Optional[Sequence[str]] = None) -> Tensor:
+        """Flat embeddings (n, D_f) of the item-side ``features`` (default: every key of ``inputs``), in feature map
+        order, with the unknown-item vector in place of the ``item_id`` part where :meth:`unknown_item_rows` says."""
+        if features is not None:
+            inputs = {f: inputs[f] for f in features}
+        replace = self.unknown_item_rows(inputs[ITEM_ID].reshape(-1)) if ITEM_ID in inputs else None
+        if replace is None:
+            return self.embedding_layer(inputs, flatten_emb=True)
+        embedder = self.embedding_layer.embedding_layer  # FuxiCTR FeatureEmbeddingDict
+        emb = embedder(inputs)  # feature -> (n, size)
+        unknown = self.unknown_item_embedding.to(emb[ITEM_ID].dtype)
+        emb[ITEM_ID] = torch.where(replace.unsqueeze(-1), unknown, emb[ITEM_ID])
+        return embedder.dict2tensor(emb, flatten_emb=True)
+
     # ---- shared embeddings --------------------------------------------------------------------------------------
     def embed_rows(self, row_inputs: Dict[str, Tensor]) -> Tensor:
         """Per-row (context) field embeddings stacked as fields: (B, F_row, d); requires equal field sizes."""
@@ -331,11 +409,11 @@ class MMCTRModel(BaseModel):
         """
         if self.skip_padding_items and "item_id" in item_inputs:
             real = (item_inputs["item_id"] != 0).nonzero(as_tuple=True)[0]  # rows of real items
-            real_emb = self.embedding_layer({k: v[real] for k, v in item_inputs.items()}, flatten_emb=True)
+            real_emb = self.embed_item_features({k: v[real] for k, v in item_inputs.items()})
             num_rows = item_inputs["item_id"].shape[0]
             item_emb = real_emb.new_zeros(num_rows, self.item_info_dim).index_copy(0, real, real_emb)
         else:
-            item_emb = self.embedding_layer(item_inputs, flatten_emb=True)  # (B * (L + 1), D)
+            item_emb = self.embed_item_features(item_inputs)  # (B * (L + 1), D)
         item_emb = item_emb.view(batch_size, -1, self.item_info_dim)
         # the target is the last of the L + 1 joined rows
         return item_emb[:, -1, :], item_emb[:, :-1, :]
@@ -351,8 +429,7 @@ class MMCTRModel(BaseModel):
         rows, cols = mask.nonzero(as_tuple=True)
         targets = torch.arange(batch_size, device=mask.device)
         picked = torch.cat([rows * (max_len + 1) + cols, targets * (max_len + 1) + max_len])  # flat joined rows
-        item_emb = self.embedding_layer({k: v.index_select(0, picked) for k, v in item_inputs.items()},
-                                        flatten_emb=True)  # (n + B, D)
+        item_emb = self.embed_item_features({k: v.index_select(0, picked) for k, v in item_inputs.items()})  # (n + B, D)
         num_valid = rows.numel()
         return item_emb[num_valid:], rows, item_emb[:num_valid]
 

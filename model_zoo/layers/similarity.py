@@ -14,7 +14,7 @@ n_t tiers. Similarities are laid out modality-major, ``(B, K, L)``, so each moda
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -109,8 +109,12 @@ def equal_width_edges(num_bins: int, low: float = -1.0, high: float = 1.0) -> Te
 def quantile_edges(similarities: np.ndarray | Tensor, num_buckets: int) -> Tensor:
     """Interior edges at the k / n_b quantiles of ``similarities`` (any shape), strictly increasing in (-1, 1].
 
-    Ties (e.g. many identical cosines) would give equal edges; each edge is then nudged just above its predecessor
-    so that ``bucketize`` stays well defined (such a bucket is simply narrow).
+    Each edge lies **between** two fitted values (the midpoint of the order statistics on either side of the k / n_b
+    quantile), never on one: a cosine that equals a fitted value (the same item pair, often seen again at evaluation)
+    would otherwise sit exactly on an edge, where the last-bit rounding difference between two ways of computing it
+    (the training path's gathered dot products, the serving path's GEMM) flips its bucket. Ties (many identical
+    cosines) move the edge to the midpoint above the tied value; any remaining equal edges are nudged just above
+    their predecessor so that ``bucketize`` stays well defined (such a bucket is simply narrow).
     """
     values = np.asarray(similarities.cpu() if isinstance(similarities, Tensor) else similarities,
                         dtype=np.float64).reshape(-1)
@@ -118,7 +122,14 @@ def quantile_edges(similarities: np.ndarray | Tensor, num_buckets: int) -> Tenso
         raise ValueError("quantile_edges: no similarity values to fit on (is every sampled history empty?)")
     if num_buckets < 2:
         raise ValueError(f"num_buckets={num_buckets}; expected an integer >= 2")
-    edges = np.quantile(np.clip(values, -1.0, 1.0), np.arange(1, num_buckets) / num_buckets).astype(np.float32)
+    ordered = np.sort(np.clip(values, -1.0, 1.0))
+    count = len(ordered)
+    below = np.clip(np.rint(np.arange(1, num_buckets) / num_buckets * count).astype(np.int64), 1, max(count - 1, 1))
+    lo, hi = ordered[below - 1], ordered[np.minimum(below, count - 1)]
+    above_tie = np.searchsorted(ordered, hi, side="right")  # first value above a tied one
+    next_distinct = np.where(above_tie < count, ordered[np.minimum(above_tie, count - 1)], 1.0)
+    edges64 = np.where(hi > lo, (lo + hi) / 2, (hi + next_distinct) / 2)
+    edges = edges64.astype(np.float32)
     lowest = np.nextafter(np.float32(-1.0), np.float32(1.0))
     edges[0] = max(edges[0], lowest)  # s = -1 must stay in bucket 0
     for i in range(1, len(edges)):
@@ -185,12 +196,20 @@ class SimilarityBucketizer(nn.Module):
 
 class SimilarityHistogram(nn.Module):
     """SimTier-style histogram: per modality, the number of valid history positions whose cosine falls in each of
-    ``num_tiers`` equal-width tiers on [-1, 1].
+    ``num_tiers`` tiers.
+
+    Tiers are equal-width on [-1, 1] (SimTier's), or with ``mode="quantile"`` per-modality quantile tiers fitted
+    like :class:`SimilarityBucketizer`'s edges (call :meth:`fit`; saved in the checkpoint): encoder cosines sit in a
+    narrow band, where most equal-width tiers stay empty. Optional per-position ``weights`` replace the count of 1 per
+    valid item (e.g. a learned weight per recency, so that the histogram says how similar the *recent* behaviours
+    are).
 
     Args:
         num_tiers: n_t >= 2.
-        normalize: divide the counts by the valid length (each modality's histogram then sums to 1; an empty history
-            gives all zeros either way).
+        normalize: divide the counts by the valid length (each modality's histogram then sums to 1 without weights;
+            an empty history gives all zeros either way).
+        mode: ``"equal_width"`` or ``"quantile"``.
+        num_modalities: K (needed for per-modality quantile tiers).
 
     Example::
 
@@ -198,17 +217,31 @@ class SimilarityHistogram(nn.Module):
         h = hist(torch.rand(2, 1, 5) * 2 - 1, torch.ones(2, 5))   # (2, 1, 4); each row sums to 5
     """
 
-    def __init__(self, num_tiers: int, normalize: bool = False) -> None:
+    def __init__(self, num_tiers: int, normalize: bool = False, mode: str = "equal_width",
+                 num_modalities: int = 1) -> None:
         super().__init__()
         self.num_tiers, self.normalize = num_tiers, normalize
+        # equal-width tiers: one constant edge vector (not saved); quantile: fitted per-modality edges (saved)
         self.register_buffer("tier_edges", equal_width_edges(num_tiers), persistent=False)  # (n_t - 1,)
+        self.tiers = SimilarityBucketizer(num_modalities, num_tiers, mode) if mode == "quantile" else None
 
-    def forward(self, similarities: Tensor, mask: Tensor) -> Tensor:
-        """``similarities`` (B, K, L); ``mask`` (B, L) or (L,) with 1 = valid -> counts (B, K, n_t)."""
-        tiers = torch.bucketize(similarities, self.tier_edges, right=True)  # (B, K, L)
-        weights = mask.to(similarities.dtype).unsqueeze(-2).expand_as(similarities)  # (B, K, L)
+    def fit(self, similarities: Sequence[np.ndarray | Tensor]) -> None:
+        """Fit quantile tiers (as :meth:`SimilarityBucketizer.fit`); nothing to fit for equal-width tiers."""
+        if self.tiers is not None:
+            self.tiers.fit(similarities)
+
+    def forward(self, similarities: Tensor, mask: Tensor, weights: Optional[Tensor] = None) -> Tensor:
+        """``similarities`` (B, K, L); ``mask`` (B, L) or (L,) with 1 = valid; ``weights`` (B, L) or (L,) per-position
+        weights (None = 1) -> counts (B, K, n_t)."""
+        if self.tiers is None:
+            tiers = torch.bucketize(similarities, self.tier_edges, right=True)  # (B, K, L)
+        else:
+            tiers = self.tiers(similarities)
+        per_item = mask.to(similarities.dtype) if weights is None else weights.to(similarities.dtype) * (mask > 0)
+        weights = per_item.unsqueeze(-2).expand_as(similarities)  # (B, K, L)
         counts = similarities.new_zeros(*similarities.shape[:-1], self.num_tiers)  # (B, K, n_t)
         counts.scatter_add_(-1, tiers, weights)
         if self.normalize:
-            counts = counts / weights.sum(-1, keepdim=True).clamp_min(1.0)
+            valid = mask.to(similarities.dtype).unsqueeze(-2).expand_as(similarities)
+            counts = counts / valid.sum(-1, keepdim=True).clamp_min(1.0)
         return counts

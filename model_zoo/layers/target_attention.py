@@ -18,7 +18,7 @@ item_tags -> 1 field, a 2d multimodal projection -> 2 fields). The stacked view 
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar, Dict, List, Literal, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Annotated, Any, ClassVar, Dict, List, Literal, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from fuxictr.pytorch.layers import DIN_Attention, MultiHeadTargetAttention
@@ -28,7 +28,9 @@ from torch.nn import functional as F
 from model_zoo.datasets.loader import MMCTRBatch
 from model_zoo.errors import ConfigError
 from model_zoo.layers.mmctr_base import MMCTRModel
-from model_zoo.params import Activation, DropoutRate, PositiveInt, Units, check_choice
+from model_zoo.layers.position import (POSITION_KEYS, PositionEncoding, RecencyEmbedding, build_position_encoding,
+                                       position_conflicts)
+from model_zoo.params import Activation, DropoutRate, PositiveInt, Range, Units, check_choice
 
 __all__ = ["ATTENTION_TYPES", "ATTENTION_KEYS", "SHARED_ATTENTION_KEYS", "EXCITATION_ACTIVATIONS", "TargetAttention", "TargetAttentionFields",
            "TargetAttentionBackbone", "TargetAttentionModel"]
@@ -39,7 +41,7 @@ ATTENTION_KEYS: Mapping[str, Tuple[str, ...]] = {
     "din": ("attention_hidden_units", "attention_hidden_activations", "attention_output_activation", "din_use_softmax"),
     "multihead": ("num_heads", "attention_dim", "attention_use_scale", "attention_use_qkvo"),
 }
-SHARED_ATTENTION_KEYS: Tuple[str, ...] = ("attention_dropout",)
+SHARED_ATTENTION_KEYS: Tuple[str, ...] = ("attention_dropout", "position_encoding") + POSITION_KEYS
 EXCITATION_ACTIVATIONS = ("ReLU", "Sigmoid")  # what FuxiCTR's SqueezeExcitation accepts (SENet heads check first)
 
 
@@ -138,10 +140,15 @@ class TargetAttentionFields(NamedTuple):
 class TargetAttentionBackbone(nn.Module):
     """Context fields + target + attention-pooled history, with a flat (B, F*d) and a stacked (B, F, d) view.
 
+    With ``positions`` (a :class:`~model_zoo.layers.position.RecencyEmbedding` of size D) each valid history item
+    vector gets its recency embedding added before the attention, so the scorer (and the pooled vector) knows how
+    recent each behaviour is; without it the backbone is order-blind, as before.
+
     Args:
         item_field_dims: embedding size of each item feature, in item-vector order (name -> size).
         context_field_dims: embedding size of each context (row) feature, in order (name -> size).
         field_dim: d; every context size must equal it and every item size must be a multiple of it.
+        positions: recency embedding added to the history item vectors (dim D); None = no position information.
         **attention_kwargs: ``TargetAttention`` arguments (``attention_type``, ``num_heads``, ...).
 
     Example::
@@ -153,7 +160,7 @@ class TargetAttentionBackbone(nn.Module):
     """
 
     def __init__(self, item_field_dims: Mapping[str, int], context_field_dims: Mapping[str, int], field_dim: int,
-                 **attention_kwargs) -> None:
+                 positions: Optional[RecencyEmbedding] = None, **attention_kwargs) -> None:
         super().__init__()
         sizes = ", ".join(f"{k}={v}" for k, v in item_field_dims.items())
         for name, size in item_field_dims.items():
@@ -176,19 +183,31 @@ class TargetAttentionBackbone(nn.Module):
             item_names += [name] if chunks == 1 else [f"{name}[{k}]" for k in range(chunks)]
         self.field_names = (tuple(context_field_dims) + tuple(f"target.{n}" for n in item_names)
                             + tuple(f"history.{n}" for n in item_names))
+        if positions is not None and positions.dim != self.item_dim:
+            raise ValueError(f"positions.dim={positions.dim}; expected the item vector size D={self.item_dim}")
+        self.positions = positions
         self.attention = TargetAttention(self.item_dim, **attention_kwargs)
 
     def forward(self, context: Optional[Tensor], target: Tensor, history: Tensor,
                 mask: Tensor) -> TargetAttentionFields:
         if context is None:
             context = target.new_zeros(target.shape[0], 0, self.field_dim)  # (B, 0, d)
+        if self.positions is not None:
+            history = history + self.positions(mask)  # (B, L, D); padded positions get 0
         return TargetAttentionFields(context, target, self.attention(target, history, mask))
 
-    def forward_valid(self, context: Optional[Tensor], target: Tensor, rows: Tensor,
-                      seq: Tensor) -> TargetAttentionFields:
-        """``forward`` on a padding-free history (see ``TargetAttention.pool_valid``); needs ``attention.packed``."""
+    def forward_valid(self, context: Optional[Tensor], target: Tensor, rows: Tensor, seq: Tensor,
+                      mask: Optional[Tensor] = None) -> TargetAttentionFields:
+        """``forward`` on a padding-free history (see ``TargetAttention.pool_valid``); needs ``attention.packed``.
+
+        ``seq`` holds the valid items of ``mask`` (B, L) in ``mask.nonzero()`` order; the mask is needed only for
+        the recency embedding (with ``positions``)."""
         if context is None:
             context = target.new_zeros(target.shape[0], 0, self.field_dim)  # (B, 0, d)
+        if self.positions is not None:
+            if mask is None:
+                raise ValueError("forward_valid with positions needs the history mask the items were taken from")
+            seq = seq + self.positions.of_valid(mask)  # (n, D)
         return TargetAttentionFields(context, target, self.attention.pool_valid(target, rows, seq))
 
     def stack(self, fields: TargetAttentionFields) -> Tensor:
@@ -215,6 +234,12 @@ class TargetAttentionModel(MMCTRModel):
         attention_hidden_units, attention_hidden_activations, attention_output_activation, din_use_softmax: DIN
             scorer settings.
         attention_dropout: attention dropout.
+        position_encoding: ``"none"`` (order-blind, as the papers) or ``"learned"``: a learned embedding of each
+            history item's recency (valid items after it; 0 = most recent) added to its item vector before the
+            attention (``model_zoo/layers/position.py``). Starts at zero, so training starts from the order-blind
+            model.
+        num_positions: rows of the recency table; items ``num_positions - 1`` or more behaviours back share the
+            last row (``position_encoding: learned`` only).
         **kwargs: MMCTRModel / FuxiCTR BaseModel arguments (embedding_dim = field size d, regularizers, ...).
     """
 
@@ -235,15 +260,18 @@ class TargetAttentionModel(MMCTRModel):
                  attention_use_qkvo: bool = True, attention_hidden_units: Units = (512, 256),
                  attention_hidden_activations: Activation = "ReLU",
                  attention_output_activation: Optional[Activation] = None, din_use_softmax: bool = False,
-                 attention_dropout: DropoutRate = 0.0, **kwargs) -> None:
+                 attention_dropout: DropoutRate = 0.0, position_encoding: PositionEncoding = "none",
+                 num_positions: Annotated[int, Range(low=2)] = 32, **kwargs) -> None:
         if attention_type not in self.attention_types:
             raise ConfigError(f"attention_type={attention_type!r}; {type(self).__name__} supports "
                               f"{self.attention_types}")
         super().__init__(feature_map, model_id=model_id, **kwargs)
         item_dims: Dict[str, int] = {f: self._emb_dim(f) for f in self.item_features}
         context_dims: Dict[str, int] = {f: self._emb_dim(f) for f in self.row_features}
+        positions = build_position_encoding(position_encoding, num_positions, self.item_info_dim)
         self.backbone = TargetAttentionBackbone(
-            item_dims, context_dims, self.embedding_dim, attention_type=attention_type, num_heads=num_heads,
+            item_dims, context_dims, self.embedding_dim, positions=positions, attention_type=attention_type,
+            num_heads=num_heads,
             attention_dim=attention_dim, use_scale=attention_use_scale, use_qkvo=attention_use_qkvo,
             attention_hidden_units=attention_hidden_units, attention_hidden_activations=attention_hidden_activations,
             attention_output_activation=attention_output_activation, din_use_softmax=din_use_softmax,
@@ -260,7 +288,7 @@ class TargetAttentionModel(MMCTRModel):
                 continue
             out += [(key, f"key '{key}' applies to attention_type '{kind}' only; this expid uses '{chosen}'")
                     for key in keys if key in params and key in cls.exposed_keys]
-        return out + super().config_conflicts(params)
+        return out + position_conflicts(params) + super().config_conflicts(params)
 
     def embed_fields(self, inputs: MMCTRBatch) -> TargetAttentionFields:
         row_inputs, item_inputs, mask = self.get_inputs(inputs)
@@ -268,6 +296,6 @@ class TargetAttentionModel(MMCTRModel):
         if self.skip_padding_items and self.backbone.attention.packed:
             # padding-free: the (B, L, D) history is never built, only the n valid items are embedded and scored
             target, rows, seq = self.embed_valid_items(item_inputs, mask)  # (B, D), (n,), (n, D)
-            return self.backbone.forward_valid(context, target, rows, seq)
+            return self.backbone.forward_valid(context, target, rows, seq, mask)
         target, history = self.embed_items(item_inputs, mask.shape[0])  # (B, D), (B, L, D)
         return self.backbone(context, target, history, mask)
