@@ -248,6 +248,29 @@ def test_label_rule_with_time_split(tmp_path, text_encoder):
     assert result.manifest["mode"] == "label_rule"
 
 
+def test_split_counts_draw_no_item_before_it_first_occurs(tmp_path, text_encoder):
+    result = build_dataset(_log_source(), _item_source(), tmp_path / "s",
+                           BuildOptions(name="FixtureS", split="time", negatives=2, popularity_counts="split",
+                                        max_len=MAX_LEN, seed=3, progress=False), text_encoder=text_encoder)
+    item_raw, _ = _maps(result.data_dir)
+    first_seen: Dict[int, float] = {}
+    for rows in _raw_log().values():
+        for ts, it, _ in rows:
+            first_seen[it] = min(first_seen.get(it, ts), ts)
+    positive_times = {}
+    for split in ("train", "valid", "test"):
+        got = _read(result.data_dir, split)
+        positives = got["label"] == 1
+        positive_times[split] = [first_seen[item_raw[int(t)]] for t in got["item_id"][positives]]
+        # every item (positive or negative) of a split has occurred by the end of that split
+        end = max(first_seen[item_raw[int(t)]] for t in got["item_id"][positives]) if split == "train" else None
+        if end is not None:
+            assert all(first_seen[item_raw[int(t)]] <= end for t in got["item_id"]), "a train negative from the future"
+    train_items = set(_read(result.data_dir, "train")["item_id"].tolist())
+    later = [int(t) for s in ("valid", "test") for t in _read(result.data_dir, s)["item_id"] if int(t) not in train_items]
+    assert later, "the fixture has items that first occur after the train period"
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # precomputed vectors (text and image): no encoder needed
 # ---------------------------------------------------------------------------------------------------------------------

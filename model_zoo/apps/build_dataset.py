@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--negative-sampling", choices=("uniform", "popularity"), default=None,
                       help="negative sampler (default popularity)")
     mode.add_argument("--popularity-alpha", type=float, default=None, help="popularity exponent (0.75)")
-    mode.add_argument("--popularity-counts", choices=("log", "train"), default=None,
-                      help="the popularity sampler counts every interaction (log, default) or train ones only")
+    mode.add_argument("--popularity-counts", choices=("log", "train", "split"), default=None,
+                      help="the sampler's items and counts: every interaction (log, default), train ones only, "
+                           "or up to the end of each row's split (split: no item before it first occurs)")
     items = parser.add_argument_group("items")
     items.add_argument("--items", metavar="FILE", help="item table (.csv, .tsv, .parquet), one row per item")
     items.add_argument("--items-item-col", default=None, help="its item id column (default --item-col)")

@@ -4,7 +4,7 @@ Input: an interaction log (user, item, timestamp, optionally a rating) and an it
 optionally categories, extra tags, cover images or precomputed vectors). Output, in ``out_dir``::
 
     dataset_config.yaml   the dataset block <Name> (vocab sizes filled in, absolute paths, test_has_labels: True)
-    model_config.yaml     one expid <Model>_<Name> per registered model, from its <Model>_MicroLens_synth block
+    model_config.yaml     one expid <Model>_<Name> per registered model, from its <Model>_MicroLens_seqneg block
     manifest.json         inputs' sha256, options, counts, encoders, timings, output files' sha256
     <Name>/train.parquet valid.parquet test.parquet item_info.parquet item_feature.parquet
     <Name>/item_ids.parquet user_ids.parquet   new id -> the input's raw id (to map predictions back)
@@ -36,7 +36,10 @@ Choices (each is an option unless said otherwise):
   P(i) proportional to (count of i + 1) ** ``popularity_alpha`` (default 0.75). ``popularity_counts``: ``log``
   (default) counts every interaction of the log, so an item that is new in the valid/test period is drawn as a
   negative about as often as it is a positive there; ``train`` counts the train part only, under which items unseen
-  in train are almost never negatives, and a cold-item AUC would measure little more than "unknown item => positive". Seeded (``seed``). Rating logs: with
+  in train are almost never negatives, and a cold-item AUC would measure little more than "unknown item => positive";
+  ``split`` counts up to the end of each row's own split (train rows: the train part; valid rows: train + valid; test
+  rows: the whole log), so no item is drawn before the period in which it first occurs, while items new in valid/test
+  are negatives there too: the temporally honest choice for ``split: time``. Seeded (``seed``). Rating logs: with
   ``label_rule`` (e.g. ``"rating>=4"``) every emitted interaction is one row labelled by the rule; no negatives.
 * **Ids.** Items occurring in the log are numbered 1..I in the order of their raw ids (numerically when every raw id
   is an integer, else as text); 0 is padding. Users likewise 1..U. Items of the item table that never occur in the log
@@ -103,12 +106,14 @@ __all__ = ["BUILDER_VERSION", "InteractionSource", "ItemSource", "BuildOptions",
 BUILDER_VERSION = "1"
 SPLIT_MODES: Tuple[str, ...] = ("leave_last_out", "time")
 SAMPLING_MODES: Tuple[str, ...] = ("uniform", "popularity")
-POPULARITY_COUNTS: Tuple[str, ...] = ("log", "train")
+POPULARITY_COUNTS: Tuple[str, ...] = ("log", "train", "split")
 MANIFEST = "manifest.json"
 DATA_FILE_NAMES: Tuple[str, ...] = ("train.parquet", "valid.parquet", "test.parquet", "item_info.parquet",
                                     "item_feature.parquet", "item_ids.parquet", "user_ids.parquet")
 ENCODER_CACHE = "encoder_cache"
-SYNTH_EXPID_SUFFIX = "_MicroLens_synth"   # every model's CPU-sized block, the template of the generated expids
+# Every model's CPU-sized blocks, in order of preference as the template of the generated expids: the sampled-negatives
+# world's (recency positions, unknown-item vector: made for real sequences with new items), then the first world's.
+TEMPLATE_EXPID_SUFFIXES: Tuple[str, ...] = ("_MicroLens_seqneg", "_MicroLens_synth")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RULE_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*"
                       r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -197,7 +202,8 @@ class BuildOptions:
         negatives: sampled negatives per positive (positive-only mode); ``None`` = 3 (the challenge's ratio).
         negative_sampling: ``uniform`` | ``popularity``.
         popularity_alpha: exponent of the popularity-tempered sampler.
-        popularity_counts: ``log`` (every interaction) | ``train`` (train part only): the sampler's counts.
+        popularity_counts: ``log`` (every interaction) | ``train`` (train part only) | ``split`` (up to the end of
+            each row's split): the sampler's counts.
         label_rule: e.g. ``"rating>=4"``: rating mode (one row per interaction, labelled by the rule, no negatives).
         min_tag_items: extra tags applied to fewer distinct items are dropped.
         prior_strength: m of the Beta-smoothed train label rate behind ``likes_level``.
@@ -596,11 +602,14 @@ def _assign_splits(log: _Log, opts: BuildOptions) -> Tuple[np.ndarray, np.ndarra
 
 
 def _sampling_cdf(counts: np.ndarray, opts: BuildOptions) -> np.ndarray:
-    """Cumulative sampling distribution over items 1..I (entry k is item k + 1) from per-item ``counts``."""
+    """Cumulative sampling distribution over items 1..I (entry k is item k + 1) from per-item ``counts``; with
+    ``popularity_counts: split`` items not yet counted get weight 0 (they do not exist yet)."""
     if opts.negative_sampling == "uniform":
         weights = np.ones(len(counts) - 1)
     else:
         weights = (counts[1:].astype(np.float64) + 1.0) ** opts.popularity_alpha
+    if opts.popularity_counts == "split":
+        weights = np.where(counts[1:] > 0, weights, 0.0)
     cdf = np.cumsum(weights)
     return cdf / cdf[-1]
 
@@ -637,6 +646,9 @@ def _sample_negatives(users: np.ndarray, k: int, cdf: np.ndarray, user_item_keys
             allowed[user_item_keys[lo:hi] - users[r] * stride] = False
             allowed[neg[r, :j]] = False
             p = np.where(allowed[1:], probs, 0.0)
+            if p.sum() <= 0:
+                raise DataError(f"user row {r}: no item left to sample negative {j + 1} of {k} from (every item "
+                                f"available so far is one of the user's items); expected fewer negatives")
             neg[r, j] = int(rng.choice(num_items, p=p / p.sum())) + 1
     return neg
 
@@ -672,11 +684,15 @@ def _make_rows(log: _Log, opts: BuildOptions, rule: Optional[LabelRule],
                             f"{log.num_items} items, which leaves fewer than negatives={k} items to sample from; "
                             f"expected more items than any user's distinct items + negatives, or fewer negatives",
                             path=str(src.path), column=src.user_col)
-        counts = (train_counts if opts.popularity_counts == "train"
-                  else np.bincount(log.item, minlength=log.num_items + 1))
-        cdf = _sampling_cdf(counts, opts)
         rng = np.random.default_rng(opts.seed)
         for s in (_TRAIN, _VALID, _TEST):
+            if opts.popularity_counts == "split":  # interactions of this split and the earlier ones
+                counts = np.bincount(log.item[split <= s], minlength=log.num_items + 1)
+            elif opts.popularity_counts == "train":
+                counts = train_counts
+            else:
+                counts = np.bincount(log.item, minlength=log.num_items + 1)
+            cdf = _sampling_cdf(counts, opts)
             negatives[s] = _sample_negatives(log.user[emitted[s]], k, cdf, keys, log.num_items, rng)
             labels[s] = np.ones(emitted[s].size, dtype=np.int64)
     return _Rows(user_start=start, split_of=split, emitted=emitted, negatives=negatives, labels=labels), train_counts
@@ -891,16 +907,18 @@ def _write_items(data_dir: Path, log: _Log, items: _ItemTable, tags: np.ndarray,
 
 
 def _model_block(model: str) -> Tuple[str, Dict[str, Any]]:
-    """The CPU-sized template expid of ``model``: ``<Model>_MicroLens_synth`` (else ``<Model>_test``)."""
+    """The CPU-sized template expid of ``model``: ``<Model>_MicroLens_seqneg``, else ``<Model>_MicroLens_synth``,
+    else ``<Model>_test``."""
     from model_zoo.config import read_yaml
     from model_zoo.registry import get_model
     path = Path(inspect.getfile(get_model(model))).parent / "model_config.yaml"
     blocks = read_yaml(path)
-    for expid in (f"{model}{SYNTH_EXPID_SUFFIX}", f"{model}_test"):
+    candidates = [f"{model}{suffix}" for suffix in TEMPLATE_EXPID_SUFFIXES] + [f"{model}_test"]
+    for expid in candidates:
         if isinstance(blocks.get(expid), dict):
             return expid, dict(blocks[expid])
-    raise ConfigError(f"{path}: model '{model}' has neither '{model}{SYNTH_EXPID_SUFFIX}' nor '{model}_test'; "
-                      f"expected one to derive the generated expid from")
+    raise ConfigError(f"{path}: model '{model}' has none of {candidates}; expected one to derive the generated "
+                      f"expid from")
 
 
 def _write_configs(tmp: Path, out: Path, name: str, vocab: Mapping[str, int], has_image: bool,
@@ -938,7 +956,7 @@ def _write_configs(tmp: Path, out: Path, name: str, vocab: Mapping[str, int], ha
         blocks[f"{model}_{name}"] = params
         templates[f"{model}_{name}"] = template
     header = (f"# Written by model_zoo.datasets.builder: one expid per registered model, each its CPU-sized "
-              f"<Model>{SYNTH_EXPID_SUFFIX} block\n# with dataset_id: {name}"
+              f"<Model>{TEMPLATE_EXPID_SUFFIXES[0]} block\n# with dataset_id: {name}"
               + ("" if has_image else " (no images: DMF uses the text vectors only)") + ".\n")
     body = "\n".join(yaml.safe_dump({expid: params}, sort_keys=False, default_flow_style=None, width=120)
                      for expid, params in blocks.items())
