@@ -15,18 +15,18 @@ Damaged lines of the results file are reported (``file:line``) and skipped; the 
 
 One row per expid: by default its **latest** row (the current code's result; re-running an expid replaces it), or with
 ``--select best`` its row with the highest valid AUC (an optimistic pick across reruns, labelled as such). Rows run
-with ``--set`` overrides (e.g. the seed study's ``seed=N``; ``verbose`` alone does not count) are variants of their
-expid and are left out unless ``--with-overrides`` (then each expid + overrides is its own entry). Rows are grouped by
-dataset id; synthetic worlds (dataset blocks with a ``synthetic:`` key, or rows with an oracle AUC) are labelled
-synthetic everywhere (their numbers are never MicroLens numbers) and carry the oracle AUC (true click probability vs
-label), the ceiling a model can reach there. Each row also shows the valid AUC on cold-item rows (targets never seen
-in train) and the device. The published figures (challenge baseline, Zhou's V1-V4, the top teams) are constants from
-shared/reference/microlens_mmctr.md sections 7-8 (``PUBLISHED``, the one copy), shown only in the Markdown's
-"published, not re-run here" section, never in the CSV or the plot; each names the zoo expid and command that run its
-method on the real data, or why it cannot be run. The PNG is a sorted dot chart per dataset, the axis zoomed to the
-data, values written beside the panel, the oracle AUC a labelled dashed line; with ``--seeds`` (seed-study CSVs of
-``python -m model_zoo.apps.seeds``) an expid of the study is drawn as its seed mean ± std. Every file is written
-atomically (temp file, then rename).
+with ``--set`` overrides (e.g. the seed study's ``seed=N``; ``verbose``, and a value equal to the expid's own, do not
+count) are variants of their expid and are left out unless ``--with-overrides`` (then each expid + overrides is its
+own entry). Rows are grouped by dataset id; synthetic worlds (dataset blocks with a ``synthetic:`` key, or rows with
+an oracle AUC) are labelled synthetic everywhere (their numbers are never MicroLens numbers) and carry the oracle AUC
+(true click probability vs label), the ceiling a model can reach there. Each row also shows the valid AUC on cold-item
+rows (targets never seen in train) and the device. The published figures (challenge baseline, Zhou's V1-V4, the top
+teams) are constants from shared/reference/microlens_mmctr.md sections 7-8 (``PUBLISHED``, the one copy), shown only
+in the Markdown's "published, not re-run here" section, never in the CSV or the plot; each names the zoo expid and
+command that run its method on the real data, or why it cannot be run. The PNG is a sorted dot chart per dataset, the
+axis zoomed to the data, values written beside the panel, the oracle AUC a labelled dashed line; with ``--seeds``
+(seed-study CSVs of ``python -m model_zoo.apps.seeds``) an expid of the study is drawn as its seed mean ± std. Every
+file is written atomically (temp file, then rename).
 
 Exit codes: 0 written; 1 a ``--run`` expid failed (nothing written); 2 bad input (nothing written); 130/143 stopped.
 """
@@ -49,7 +49,7 @@ from model_zoo.errors import ConfigError, DataError
 from model_zoo.fileio import atomic_write_figure, atomic_write_text
 
 __all__ = ["LEADERBOARD_COLUMNS", "PUBLISHED", "PUBLISHED_ZHOU", "ZHOU_EXPID", "PublishedResult", "published_expids",
-           "SeedSummary", "read_seed_summaries", "auc_axis_range", "select_rows", "leaderboard_rows",
+           "drop_default_overrides", "SeedSummary", "read_seed_summaries", "auc_axis_range", "select_rows", "leaderboard_rows",
            "synthetic_dataset_ids", "render_markdown", "render_csv", "render_png", "write_leaderboard",
            "load_run_config", "main"]
 
@@ -181,6 +181,36 @@ def _overrides(row: Mapping[str, str]) -> str:
     if not isinstance(parsed, dict):
         return text
     return ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(parsed.items()) if k not in NEUTRAL_OVERRIDES)
+
+
+def drop_default_overrides(rows: Sequence[Mapping[str, str]],
+                           config_dir: Optional[str] = None) -> List[Dict[str, str]]:
+    """The rows with every ``--set`` override that equals the expid's own config value removed (e.g. the seed
+    study's ``seed=20242025`` on an expid whose seed is 20242025: that run is the plain expid). Expids unknown to the
+    config keep their overrides as written."""
+    from model_zoo.config import load_params
+
+    defaults: Dict[str, Optional[Dict[str, Any]]] = {}
+    out = []
+    for row in rows:
+        row = dict(row)
+        try:
+            parsed = json.loads(row.get("overrides") or "{}")
+        except ValueError:
+            parsed = None
+        expid = row.get("expid") or ""
+        if isinstance(parsed, dict) and parsed:
+            if expid not in defaults:
+                try:
+                    defaults[expid] = load_params(expid, config_dir)
+                except ConfigError:
+                    defaults[expid] = None
+            params = defaults[expid]
+            if params is not None:
+                kept = {k: v for k, v in parsed.items() if k not in params or params[k] != v}
+                row["overrides"] = json.dumps(kept, sort_keys=True) if kept else ""
+        out.append(row)
+    return out
 
 
 def select_rows(rows: Sequence[Mapping[str, str]], select: str = "latest",
@@ -508,7 +538,7 @@ def write_leaderboard(results: str | os.PathLike, out: str | os.PathLike, *, sel
 
     summaries = read_seed_summaries(seeds)
     table_in = read_results(results, required=True)
-    rows = table_in.rows
+    rows = drop_default_overrides(table_in.rows, config_dir)
     if only_expids is not None:
         wanted = set(only_expids)
         rows = [r for r in rows if r.get("expid") in wanted]
