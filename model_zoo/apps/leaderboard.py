@@ -41,7 +41,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from model_zoo.config import dataset_block, list_dataset_ids, load_keyed_config
 from model_zoo.defaults import DATASET_EMBEDDING
@@ -49,8 +49,8 @@ from model_zoo.errors import ConfigError, DataError
 from model_zoo.fileio import atomic_write_figure, atomic_write_text
 
 __all__ = ["LEADERBOARD_COLUMNS", "PUBLISHED", "PUBLISHED_ZHOU", "ZHOU_EXPID", "PublishedResult", "published_expids",
-           "drop_default_overrides", "SeedSummary", "read_seed_summaries", "auc_axis_range", "select_rows", "leaderboard_rows",
-           "synthetic_dataset_ids", "render_markdown", "render_csv", "render_png", "write_leaderboard",
+           "drop_default_overrides", "SeedSummary", "read_seed_summaries", "auc_axis_range", "select_rows",
+           "leaderboard_rows", "synthetic_dataset_ids", "render_markdown", "render_csv", "render_png", "write_leaderboard",
            "load_run_config", "main"]
 
 SELECT_MODES = ("latest", "best")
@@ -409,6 +409,13 @@ def auc_axis_range(points: Sequence[Tuple[float, float]], oracle: Optional[float
     return max(0.0, low - pad), min(1.0, high + pad)
 
 
+class _ChartEntry(NamedTuple):
+    value: float                    # where the dot sits: the seed mean, else the shown run's valid AUC
+    shown: float                    # the valid AUC of the row in the table
+    summary: Optional[SeedSummary]  # the expid's seed study, if any
+    label: str
+
+
 def render_png(table: Sequence[Mapping[str, Any]], path: Path,
                seeds: Optional[Mapping[Tuple[str, str], SeedSummary]] = None) -> None:
     """Sorted dot chart of valid AUC, one panel per dataset, the axis zoomed to the data.
@@ -434,11 +441,12 @@ def render_png(table: Sequence[Mapping[str, Any]], path: Path,
         entries = []
         for r in group:
             shown = _float(r["valid_AUC"]) or 0.0
-            summary = seeds.get((r["expid"], r["dataset_id"]))
+            # the study varies the seed of the plain expid: a row with other overrides is not what it measured
+            summary = None if r.get("overrides") else seeds.get((r["expid"], r["dataset_id"]))
             variant = r["embedding_variant"]
             label = _name(r) + (f" [{variant}]" if variant and variant != DATASET_EMBEDDING else "")
-            entries.append((summary.mean if summary else shown, shown, summary, label))
-        entries.sort(key=lambda e: e[0])  # ascending: the best ends at the top of the panel
+            entries.append(_ChartEntry(summary.mean if summary else shown, shown, summary, label))
+        entries.sort(key=lambda e: e.value)  # ascending: the best ends at the top of the panel
         y = list(range(len(entries)))
         for yi, (value, shown, summary, _) in zip(y, entries):
             if summary:
@@ -448,7 +456,7 @@ def render_png(table: Sequence[Mapping[str, Any]], path: Path,
                 ax.plot(shown, yi, marker="x", color="#555555", markersize=5, linestyle="none", zorder=4)
             else:
                 ax.plot(value, yi, marker="o", color="#4C72B0", markersize=5, linestyle="none", zorder=3)
-        ax.set_yticks(y, [e[3] for e in entries], fontsize=8)
+        ax.set_yticks(y, [e.label for e in entries], fontsize=8)
         for yi, (value, shown, summary, _) in zip(y, entries):
             text = (f"{value:.4f} ± {summary.std:.4f} ({summary.n} seeds), run {shown:.4f}" if summary
                     else f"{value:.4f}")
@@ -458,8 +466,8 @@ def render_png(table: Sequence[Mapping[str, Any]], path: Path,
         if oracle:
             ax.axvline(max(oracle), color="#C44E52", linestyle="--", linewidth=1.2, zorder=2)
             title += f"; dashed line: oracle valid AUC {max(oracle):.4f}"
-        ax.set_xlim(*auc_axis_range([(e[0], e[2].std if e[2] else 0.0) for e in entries] +
-                                    [(e[1], 0.0) for e in entries], max(oracle) if oracle else None))
+        points = [(e.value, e.summary.std if e.summary else 0.0) for e in entries] + [(e.shown, 0.0) for e in entries]
+        ax.set_xlim(*auc_axis_range(points, max(oracle) if oracle else None))
         ax.set_ylim(-0.7, len(entries) - 0.3)
         ax.set_title(title, fontsize=9, loc="left")
         ax.set_xlabel("valid AUC", fontsize=8)
