@@ -148,6 +148,48 @@ def test_every_model_has_a_seqneg_expid_on_the_small_world():
         assert load_params(f"{name}_MicroLens_seqneg")["dataset_id"] == "MicroLens_seqneg_small"
 
 
+# jzzx.NTU's DIN_DCN (3rd place): ZiaoGao/MMCTR DIN_DCN_default + config/din_dcn_config_tuner.yaml (best point _013),
+# with FuxiCTR's MultiHeadTargetAttention defaults where their code passes nothing (attention_dim 64, scale, Q/K/V/O).
+DIN_DCN_PUBLISHED = dict(
+    model="DIN_CrossNet", dataset_id="MicroLens_1M_x1", embedding_dim=64, attention_type="multihead", num_heads=4,
+    attention_dim=64, attention_use_scale=True, attention_use_qkvo=True, attention_dropout=0.1,
+    model_structure="stacked", num_cross_layers=6, low_rank=32, num_experts=4, dnn_hidden_units=(1024, 1024),
+    dnn_activations="ReLU", net_dropout=0.0, batch_norm=True, learning_rate=1e-4, batch_size=512,
+    embedding_regularizer=1e-6, net_regularizer=5e-5, max_len=64, early_stop_patience=3, seed=20242025)
+
+
+def test_din_dcn_expid_names_the_published_values(tmp_path):
+    params = validate("DIN_DCN_MicroLens", tmp_path)
+    assert {k: params[k] for k in DIN_DCN_PUBLISHED} == DIN_DCN_PUBLISHED
+    alias = validate("DIN_CrossNet_MicroLens", tmp_path)  # one block, two names
+    assert alias.pop("model_id") == "DIN_CrossNet_MicroLens" and params.pop("model_id") == "DIN_DCN_MicroLens"
+    assert alias == params
+    for world in ("synth", "seqneg"):  # CPU-sized: the published structure, widths scaled
+        small = validate(f"DIN_DCN_MicroLens_{world}", tmp_path)
+        assert (small["attention_type"], small["num_heads"], small["attention_dim"], small["attention_dropout"],
+                small["model_structure"], small["num_cross_layers"], small["num_experts"], small["net_dropout"],
+                small["batch_norm"]) == ("multihead", 4, 16, 0.1, "stacked", 6, 4, 0.0, True)
+
+
+def test_din_dcn_attention_is_fuxictrs_default_multihead_layer():
+    """attention_dim 64 on D = 256 is what jzzx.NTU's MultiHeadTargetAttention(input_dim=256, num_heads=4) builds."""
+    import torch
+    from fuxictr.pytorch.layers import MultiHeadTargetAttention
+
+    from model_zoo.layers.target_attention import TargetAttention
+
+    ours = TargetAttention(256, attention_type="multihead", num_heads=4, attention_dim=64, attention_dropout=0.1)
+    theirs = MultiHeadTargetAttention(input_dim=256, num_heads=4, dropout_rate=0.1)
+    assert {k: v.shape for k, v in ours.attention.state_dict().items()} == \
+        {k: v.shape for k, v in theirs.state_dict().items()}
+    theirs.load_state_dict(ours.attention.state_dict())
+    ours.eval(), theirs.eval()
+    torch.manual_seed(0)
+    target, history = torch.randn(3, 256), torch.randn(3, 5, 256)
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]], dtype=torch.float)
+    assert torch.allclose(ours(target, history, mask), theirs(target, history, mask), atol=1e-6)
+
+
 def test_values_are_coerced(tmp_path):
     params = validate("DIN_test", tmp_path, net_regularizer=1, dnn_hidden_units=[4, 2])
     assert params["net_regularizer"] == 1.0 and isinstance(params["net_regularizer"], float)

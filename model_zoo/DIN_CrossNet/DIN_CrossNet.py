@@ -1,4 +1,4 @@
-"""DIN target-attention backbone + a DCN-V2 cross network (the 3rd-place jzzx.NTU "DIN_DCN" family)."""
+"""DIN target-attention backbone + a DCN-V2 cross network (jzzx.NTU's 3rd-place "DIN_DCN" is one configuration)."""
 from __future__ import annotations
 
 from typing import Dict, Literal, Optional
@@ -55,8 +55,18 @@ class DIN_CrossNet(TargetAttentionModel):
 
     Deviations from paper:
         The cross network's input includes the attention-pooled history (DCN-V2 has no sequence part). The output
-        is one ``nn.Linear`` + sigmoid, as in FuxiCTR's DCNv2. DCN-V2's "crossnet_only" and jzzx.NTU's unpublished
-        details (attention_dim, where dropout sits) are not reproduced; values they did publish are in the config.
+        is one ``nn.Linear`` + sigmoid, as in FuxiCTR's DCNv2. DCN-V2's "crossnet_only" is not offered.
+
+    DIN_DCN (jzzx.NTU, 3rd place; ``ZiaoGao/MMCTR`` ``src/DIN_DCN.py``, best point ``DIN_DCN_MicroLens_1M_x1_013``)
+    = DIN_CrossNet with ``attention_type="multihead"`` (FuxiCTR ``MultiHeadTargetAttention`` on D = 256: num_heads 4,
+    attention_dim 64 = FuxiCTR's default, use_scale, use_qkvo, attention_dropout 0.1), ``model_structure="stacked"``,
+    CrossNetMix (num_cross_layers 6, low_rank 32, num_experts 4), dnn_hidden_units (1024, 1024), ReLU,
+    batch_norm True, net_dropout 0; expid ``DIN_DCN_MicroLens`` (= ``DIN_CrossNet_MicroLens``), CPU-sized
+    ``DIN_DCN_MicroLens_synth`` / ``_seqneg``. No option is needed: the cross network sees the same x0 (likes ‖
+    views ‖ target ‖ pooled history, 640 wide) and an empty history pools to 0 in both (bias-free V/O over zero
+    padding rows). Left out: their built-but-never-called ``DIN_Attention`` module (no effect on the output) and
+    the clamp of y_pred to [1e-7, 1 - 1e-7] (matters only at saturation). Their Jina-CLIP-v2 item vectors are
+    data, not model (the dataset's item_emb_d128 is used).
 
     Args:
         model_structure: "stacked" (cross -> DNN) or "parallel" (cross ∥ DNN).
