@@ -7,7 +7,7 @@ Usage::
     python benchmarks/table1_study.py --dataset tiny --world seqneg --models DIN_SENet --variants V1 V4
 
 For every model (default DIN_SENet and DMF) and variant (default V1 V2 V3 V4 V5 V5c; see
-``model_zoo/embeddings/variants.py``), the model's base expid (``<Model>_test`` for tiny, ``<Model>_MicroLens_synth``
+``model_zoo/embeddings/variants.py``), the model's base expid (``<Model>_test`` for tiny, ``<Model>_MicroLens_<world>``
 otherwise) runs through the runner app (``python -m model_zoo.apps.runner``, one process per run, started by the
 tuner's ``run_jobs`` as in the seed study) with ``--set dataset_id=MicroLens_<world>_<size> --set
 embedding_variant=<Vn>`` and the same shared overrides for every variant (``--epochs``, ``--batch-size``, ``--set``).
@@ -39,12 +39,14 @@ WORLDS = ("synth", "seqneg")
 CODES_ONLY_OVERRIDES: Mapping[str, Mapping[str, Any]] = {"DMF": {"target_mm_in_head": False, "mm_in_keys": False}}
 
 
-def study_jobs(models: Sequence[str], variants: Sequence[str], size: str, dataset_id: str,
+def study_jobs(models: Sequence[str], variants: Sequence[str], size: str, world: str, dataset_id: str,
                shared: Mapping[str, Any]) -> List[Dict[str, Any]]:
-    """One runner job per (model, variant): the base expid with the shared overrides, the dataset and the variant."""
+    """One runner job per (model, variant): the base expid (the world's own CPU-sized expid,
+    ``<Model>_MicroLens_<world>``, or ``<Model>_test`` on tiny) with the shared overrides, the dataset and the
+    variant."""
     from model_zoo.apps.tuner.run import Job
 
-    suffix = "test" if size == "tiny" else "MicroLens_synth"
+    suffix = "test" if size == "tiny" else f"MicroLens_{world}"
     runs = []
     for model in models:
         for variant in variants:
@@ -95,7 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     parser = BenchParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=SIZES, default="tiny",
-                        help="world size; tiny runs the <Model>_test expids, small and full <Model>_MicroLens_synth")
+                        help="world size; tiny runs the <Model>_test expids, small and full <Model>_MicroLens_<world>")
     parser.add_argument("--world", choices=WORLDS, default="synth", help="synthetic world: MicroLens_<world>_<size>")
     parser.add_argument("--models", nargs="+", default=["DIN_SENet", "DMF"])
     parser.add_argument("--variants", nargs="+", default=["V1", "V2", "V3", "V4", "V5", "V5c"])
@@ -113,7 +115,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with sigterm_raises(), work_dir(args.output_dir, "table1_") as work:
             variants = [canonical_variant(v) for v in args.variants]
             shared = overrides(args.overrides, epochs=args.epochs, batch_size=args.batch_size)
-            runs = study_jobs(args.models, variants, args.dataset, dataset_id, shared)
+            runs = study_jobs(args.models, variants, args.dataset, args.world, dataset_id, shared)
             results = work / "results" / "table1_study.csv"
             report = run_jobs([r["job"] for r in runs], gpus=args.gpu, output_dir=work, results=results,
                               threads=args.threads, progress=not args.quiet, name="table1 study")
