@@ -113,7 +113,8 @@ class Transformer_DCN(MMCTRModel):
     through a Linear is appended. x0 = row fields (likes_level, views_level) ‖ t ‖ sequence output feeds FuxiCTR's
     ``CrossNetV2`` and an ``MLP_Block`` DNN in parallel; the final ``MLP_Block`` maps [cross ‖ dnn] to 1 (sigmoid).
     With the published settings D = 256, tokens 512, x0 = 128 + 256 + 17 * 512 = 9088 and the cross network alone
-    holds 3 * (9088² + 9088) = 247,802,496 parameters.
+    holds 3 * (9088² + 9088) = 247,802,496 parameters, of 267,898,881 in all (DNN 9,963,264, embedding tables
+    6,639,104, encoder and pooling Linear 2,893,824, final MLP 600,193).
 
     Shapes: B batch, L history length (``max_len``), D item vector size (sum of the item features' sizes).
 
