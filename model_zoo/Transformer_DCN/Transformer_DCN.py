@@ -28,10 +28,13 @@ def key_padding_mask(mask: Tensor, faithful: bool = False) -> Tensor:
     ``faithful=False``: padding is ignored (the corrected mask). ``faithful=True``: the published code's mask, the
     loader's mask passed as is, so the *valid* items are ignored and the padding is attended. Either way, a row in
     which every position would be ignored gets its last (most recent) position un-ignored, as the published
-    ``adjust_mask`` does: torch before its "safe softmax" returns NaN for such rows (softmax over all -inf), newer
-    versions a finite output that attends to nothing; with the fix no row is ever fully ignored, on any torch. In the
-    faithful mode that happens for full histories (all L positions valid), whose most recent item is then attended;
-    in the corrected mode for empty histories (all padding), which attend to one padding token.
+    ``adjust_mask`` does. Without it such a row depends on the torch version: a softmax over all -inf gives NaN (the
+    attention of torch 1.13, the published environment, and still ``nn.MultiheadAttention`` with
+    ``need_weights=True``), while the encoder of torch 2.13 (``scaled_dot_product_attention``) returns a finite
+    output that attends to nothing (only the output projection's bias). With the guard no row is ever fully ignored,
+    so every version computes the same thing. In the faithful mode the guard acts on full histories (all L positions
+    valid), whose most recent item is then attended; in the corrected mode on empty histories (all padding), which
+    attend to one padding token.
 
     Example::
 
