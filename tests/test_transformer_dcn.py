@@ -197,6 +197,34 @@ def test_published_dimensions_and_crossnet_size(tmp_path):
     assert sum(p.numel() for p in crossnet.parameters()) == PUBLISHED_CROSSNET_PARAMS == 247_802_496
 
 
+PUBLISHED = {  # expid Transformer_DCN_MicroLens_1M_x1_001_820c435c of pinskyrobin/WWW2025_MMCTR (what run.sh trains)
+    "learning_rate": 5e-4, "batch_size": 128, "embedding_dim": 64, "transformer_layers": 2, "num_heads": 1,
+    "dim_feedforward": 256, "transformer_dropout": 0.2, "net_dropout": 0.2, "first_k_cols": 16,
+    "concat_max_pool": True, "dcn_cross_layers": 3, "dcn_hidden_units": (1024, 512, 256),
+    "mlp_hidden_units": (64, 32), "batch_norm": False, "early_stop_patience": 5, "seed": 20242025,
+    "embedding_regularizer": 0.0, "net_regularizer": 0.0, "epochs": 100, "optimizer": "adam",
+}
+
+
+def test_published_expid_and_tuner_point(tmp_path):
+    """The _MicroLens expid resolves to the published values (max_len 100 = the challenge loader's default, the
+    inverted mask that scored 0.9839); the tuner file's single point is the same."""
+    import yaml
+    from conftest import validated
+    from model_zoo.config import CONFIG_DIR
+
+    params = validated("Transformer_DCN_MicroLens", tmp_path)
+    assert {k: params[k] for k in PUBLISHED} == PUBLISHED
+    assert params["max_len"] == 100 and params["faithful_padding_mask"] is True
+    fixed = validated("Transformer_DCN_fixed_MicroLens", tmp_path)
+    assert {k: fixed[k] for k in PUBLISHED} == PUBLISHED and fixed["faithful_padding_mask"] is False
+    space = yaml.safe_load((CONFIG_DIR / "tuner" / "transformer_dcn_microlens_1m_x1.yaml").read_text())["tuner_space"]
+    for key, value in space.items():
+        assert not isinstance(value, list) or len(value) == 1, f"{key}: the published space is a single point"
+        value = tuple(value[0]) if isinstance(value, list) else value
+        assert value == PUBLISHED[key], key
+
+
 # ---- config checks ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("overrides, message", [
     ({"num_heads": 3}, r"num_heads=3 must be >= 1 and divide the token size 2 \* D = 64"),
