@@ -1,4 +1,4 @@
-"""QIN, the 2nd-place model of the WWW 2025 MMCTR challenge: ReLU target attention + a Quadratic Interaction Network."""
+"""QIN, the 2nd-place model of the WWW 2025 MMCTR challenge: ReLU target attention + a Quadratic Neural Network."""
 from __future__ import annotations
 
 import math
@@ -141,12 +141,16 @@ class QuadraticNetwork(nn.Module):
 
 @register_model
 class QIN(MMCTRModel):
-    """Quadratic Interaction Network over [context fields ‖ target ‖ ReLU-attention-pooled history].
+    """Quadratic Interest Network: a QNN over [context fields ‖ target ‖ ReLU-attention-pooled history].
 
     Every ``source: item`` feature is embedded for the target and each history item into an item vector of size D.
     ``ReLUTargetAttention`` (D → A → D, residual + target) pools the history; the QNN input is the flat context
     embeddings ‖ target (D) ‖ pooled history (D), of size d_in = F_ctx·d + 2D (1024 with the published config:
     2·128 + 384 + 384), and the QNN's linear output goes through the sigmoid.
+
+    The attention is a block of this folder, not an option of the zoo's ``TargetAttention``: that class wraps
+    FuxiCTR's ``MultiHeadTargetAttention`` / ``DIN_Attention`` (softmax or an MLP scorer, no residual), so a ReLU-score
+    variant with a residual target would be a fork of the wrapped layer rather than an option.
 
     Shapes: B batch, L history length, D item vector size, A attention_dim, d_in QNN width.
 
