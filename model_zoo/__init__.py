@@ -10,5 +10,6 @@ from model_zoo import DIN_CrossNet  # noqa: F401  (registers the model)
 from model_zoo import FiBiNET_Bilinear  # noqa: F401  (registers the model)
 from model_zoo import DMF  # noqa: F401  (registers the model)
 from model_zoo import Transformer_DCN  # noqa: F401  (registers the model)
+from model_zoo import QIN  # noqa: F401  (registers the model)
 
 __all__ = ["get_model", "list_models", "register_model"]

@@ -1,0 +1,3 @@
+from model_zoo.QIN.QIN import QIN
+
+__all__ = ["QIN"]
