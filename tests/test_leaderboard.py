@@ -223,14 +223,10 @@ def test_write_leaderboard_raises_before_writing(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------------
 # Published figures: each names the zoo expid that runs its method, or why none does
 # ---------------------------------------------------------------------------------------------------------------------
-def _pending() -> set:
-    return set(leaderboard.load_run_config("config/leaderboard.yaml")["pending_expids"])
-
-
 def test_published_rows_name_a_known_expid_or_a_reason(results_csv, tmp_path):
     from model_zoo.config import list_expids
 
-    known, pending = set(list_expids()), _pending()
+    known = set(list_expids())
     by_team = {p.team: p.expid for p in PUBLISHED}
     assert {team: by_team[team] for team in ("momo (1st)", "DISCO.AHU (2nd)", "jzzx.NTU (3rd)",
                                              "FuxiCTR challenge baseline")} == {
@@ -242,11 +238,11 @@ def test_published_rows_name_a_known_expid_or_a_reason(results_csv, tmp_path):
             assert row.not_runnable and row.command is None
             assert f"not runnable: {row.not_runnable}" in md
             continue
-        assert row.expid in known | pending, f"{row.team}: expid {row.expid} is neither in the config nor pending"
+        assert row.expid in known, f"{row.team}: expid {row.expid} is not in the config"
         assert row.command.startswith(f"python run_expid.py --expid {row.expid} --gpu 0")
         assert f"`{row.command}`" in md
     for expid in leaderboard.published_expids():
-        assert expid in known | pending, expid
+        assert expid in known, expid
     assert "`python run_expid.py --expid DIN_SENet_MicroLens --gpu 0 --set embedding_variant=V4`" in md
     assert "not runnable: Transformer_DCN_Quant" in md
 
@@ -256,22 +252,6 @@ def test_published_row_needs_exactly_one_of_expid_and_reason():
         leaderboard.PublishedResult("t", "m", None, None, "s")
     with pytest.raises(ValueError, match="exactly one of expid"):
         leaderboard.PublishedResult("t", "m", None, None, "s", expid="DIN_MicroLens", not_runnable="why")
-
-
-def test_pending_expids_are_not_in_this_checkout_yet():
-    """Pending expids belong to models merged later; once one exists it must move to ``expids`` (or, for a
-    real-data expid named only by the published section, be deleted from the pending list)."""
-    from model_zoo.config import list_expids
-
-    arrived = sorted(_pending() & set(list_expids()))
-    assert not arrived, f"config/leaderboard.yaml: {arrived} exist now: move them from pending_expids to expids"
-
-
-def test_run_config_rejects_an_expid_in_both_lists(tmp_path):
-    cfg = tmp_path / "leaderboard.yaml"
-    cfg.write_text("expids: [DIN_test]\npending_expids: [DIN_test, QIN_test]\n")
-    with pytest.raises(Exception, match=r"\['DIN_test'\] listed in both"):
-        leaderboard.load_run_config(cfg)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

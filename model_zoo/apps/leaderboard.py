@@ -150,7 +150,7 @@ PUBLISHED_ZHOU = (
 
 
 def published_expids() -> List[str]:
-    """Every zoo expid the published section names (to check they exist, or are pending a merge)."""
+    """Every zoo expid the published section names (a test checks that each exists)."""
     return list(dict.fromkeys([p.expid for p in PUBLISHED if p.expid] + [ZHOU_EXPID]))
 
 
@@ -484,27 +484,15 @@ def render_png(table: Sequence[Mapping[str, Any]], path: Path,
 # ---------------------------------------------------------------------------------------------------------------
 # Leaderboard config (--run) and entry points
 # ---------------------------------------------------------------------------------------------------------------
-RUN_CONFIG_KEYS = ("expids", "pending_expids", "config", "gpus", "only_listed", "select", "baselines")
+RUN_CONFIG_KEYS = ("expids", "config", "gpus", "only_listed", "select", "baselines")
 
 
 def load_run_config(path: str | os.PathLike) -> Dict[str, Any]:
-    """A leaderboard config (``config/leaderboard.yaml``): as given, else the zoo's shipped one.
-
-    ``pending_expids`` are expids of models not in this checkout yet (another branch brings them): listed so that
-    the published section's commands and the leaderboard runs can name them, never run or checked against the
-    registry; once their model is merged they move to ``expids`` (a test says when).
-    """
+    """A leaderboard config (``config/leaderboard.yaml``): as given, else the zoo's shipped one."""
     cfg = load_keyed_config(path, "leaderboard config", RUN_CONFIG_KEYS)
     if not isinstance(cfg.get("expids"), list) or not cfg["expids"] or \
             not all(isinstance(e, str) for e in cfg["expids"]):
         raise ConfigError(f"{path}: 'expids' must be a non-empty list of expids, got {cfg.get('expids')!r}")
-    pending = cfg.setdefault("pending_expids", []) or []
-    if not isinstance(pending, list) or not all(isinstance(e, str) for e in pending):
-        raise ConfigError(f"{path}: 'pending_expids' must be a list of expids, got {pending!r}")
-    both = sorted(set(pending) & set(cfg["expids"]))
-    if both:
-        raise ConfigError(f"{path}: {both} listed in both 'expids' and 'pending_expids'; keep each in one list")
-    cfg["pending_expids"] = pending
     if cfg.get("select", "latest") not in SELECT_MODES:
         raise ConfigError(f"{path}: select={cfg['select']!r}; expected one of {SELECT_MODES}")
     if not isinstance(cfg.get("baselines", True), bool):
@@ -614,9 +602,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             select = args.select or "latest"
             if args.run:
                 cfg = load_run_config(args.run)
-                if cfg["pending_expids"]:
-                    print(f"note: {len(cfg['pending_expids'])} pending expid(s) not run (their model is not in this "
-                          f"checkout yet): {', '.join(cfg['pending_expids'])}", file=sys.stderr, flush=True)
                 select = args.select or cfg.get("select", "latest")
                 config_dir = cfg.get("config")
                 report = run_jobs([Job(e) for e in cfg["expids"]], config_dir=config_dir,
