@@ -303,8 +303,8 @@ def test_a_row_run_with_only_verbose_or_its_own_values_is_the_plain_row(tmp_path
     append_result(path, dict(FIXTURE_ROWS[0], overrides={"verbose": 0}))
     append_result(path, dict(FIXTURE_ROWS[0], overrides={"verbose": 0, "seed": 3}, valid_AUC=0.5))
     append_result(path, dict(FIXTURE_ROWS[2], overrides={"seed": 20242025, "batch_size": 1024}))  # both its own
-    append_result(path, dict(FIXTURE_ROWS[4], expid="QIN_test", overrides={"seed": 20242025}))   # unknown expid
+    append_result(path, dict(FIXTURE_ROWS[4], expid="Nonexistent_test", overrides={"seed": 20242025}))   # unknown expid
     paths, _ = write_leaderboard(path, tmp_path / "lb")
     assert [(r["expid"], r["overrides"], r["valid_AUC"]) for r in read_csv(paths["csv"])] == [
         ("DMF_MicroLens_synth", "", "0.833"), ("DIN_MicroLens_synth", "", "0.811")]
-    assert "2 row(s) run with `--set` overrides" in paths["md"].read_text()   # seed=3; QIN_test kept as written
+    assert "2 row(s) run with `--set` overrides" in paths["md"].read_text()   # seed=3; Nonexistent_test kept as written
