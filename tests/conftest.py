@@ -12,7 +12,7 @@ import pytest
 
 import model_zoo  # noqa: F401  (registers the models)
 from model_zoo.config import PACKAGE_DIR
-from model_zoo.experiment import Experiment, build_experiment, validated_params
+from model_zoo.experiment import Experiment, build_experiment, prepare_data, validated_params
 
 REPO_ROOT = PACKAGE_DIR.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -41,8 +41,11 @@ def experiment(work_dir: Path) -> Callable[..., Experiment]:
 
 @pytest.fixture(scope="session")
 def tiny_params(work_dir: Path) -> Dict[str, Any]:
-    """Validated ``DIN_test`` params (the tiny world's dataset block) on the session's work dir."""
-    return validated("DIN_test", work_dir)
+    """Validated ``DIN_test`` params (the tiny world's dataset block) on the session's work dir, with the tiny world
+    generated (its files exist whichever test asks first)."""
+    params = validated("DIN_test", work_dir)
+    prepare_data(params, cache_dir=work_dir / "cache", progress=False)
+    return params
 
 
 def run_cli(args: Sequence[str], cwd: Path, *, module: str = "model_zoo.apps.runner", timeout: int = 600,
