@@ -172,7 +172,7 @@ def test_run_config_runs_missing_expids_then_shows_only_those(results_csv, tmp_p
     out = tmp_path / "lb"
     assert main(["--results", str(results_csv), "--out", str(out), "--run", str(cfg), "--quiet",
                  "--output-dir", str(tmp_path)]) == 0
-    assert calls == [(["DMF_MicroLens_synth", "DIN_SENet_MicroLens_synth"], [-1, -1], tmp_path)]
+    assert calls == [(["DIN_SENet_MicroLens_synth"], [-1, -1], tmp_path)]   # DMF has a row in the fixture CSV
     assert [r["expid"] for r in read_csv(out.with_name("lb.csv"))] == ["DMF_MicroLens_synth",
                                                                         "DIN_SENet_MicroLens_synth"]
 
@@ -308,3 +308,13 @@ def test_a_row_run_with_only_verbose_or_its_own_values_is_the_plain_row(tmp_path
     assert [(r["expid"], r["overrides"], r["valid_AUC"]) for r in read_csv(paths["csv"])] == [
         ("DMF_MicroLens_synth", "", "0.833"), ("DIN_MicroLens_synth", "", "0.811")]
     assert "2 row(s) run with `--set` overrides" in paths["md"].read_text()   # seed=3; Nonexistent_test kept as written
+
+
+def test_run_skips_expids_whose_plain_run_exists_as_a_seed_study_row(tmp_path):
+    """``--run`` after a seed study: the run at the expid's own seed is the plain expid, so nothing is run again;
+    a row at another seed is not."""
+    path = tmp_path / "results.csv"
+    append_result(path, dict(FIXTURE_ROWS[2], overrides={"seed": 20242025}))   # DMF_MicroLens_synth at its own seed
+    append_result(path, dict(FIXTURE_ROWS[0], overrides={"seed": 3}))          # DIN_MicroLens_synth at another seed
+    assert leaderboard.plain_expids(path) == {"DMF_MicroLens_synth"}
+    assert leaderboard.plain_expids(tmp_path / "missing.csv") == set()

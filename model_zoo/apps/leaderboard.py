@@ -213,6 +213,18 @@ def drop_default_overrides(rows: Sequence[Mapping[str, str]],
     return out
 
 
+def plain_expids(results: Path, config_dir: Optional[str] = None) -> set:
+    """Expids with a finished row that is the plain expid (no override, or only ``verbose`` and values equal to the
+    expid's own, such as the seed study's run at the expid's seed): ``--run`` does not run them again."""
+    from model_zoo.apps.results import read_results
+
+    if not Path(results).is_file():
+        return set()
+    rows = drop_default_overrides(read_results(results).rows, config_dir)
+    return {row["expid"] for row in rows if row.get("expid") and not _overrides(row)
+            and _float(row.get("valid_AUC")) is not None}
+
+
 def select_rows(rows: Sequence[Mapping[str, str]], select: str = "latest",
                 with_overrides: bool = False) -> List[Dict[str, str]]:
     """One row per expid (per expid + overrides with ``with_overrides``): the last one in file order (``latest``)
@@ -604,12 +616,15 @@ def main(argv: Optional[List[str]] = None) -> int:
                 cfg = load_run_config(args.run)
                 select = args.select or cfg.get("select", "latest")
                 config_dir = cfg.get("config")
-                report = run_jobs([Job(e) for e in cfg["expids"]], config_dir=config_dir,
-                                  gpus=args.gpu or cfg.get("gpus", [-1]), output_dir=work, results=results,
-                                  progress=not args.quiet, name="leaderboard runs")
-                print(report.text(), file=sys.stderr if report.failed else sys.stdout, flush=True)
-                if report.failed:
-                    return report.exit_code
+                done = plain_expids(results, config_dir)  # e.g. the seed study's run at the expid's own seed
+                jobs = [Job(e) for e in cfg["expids"] if e not in done]
+                if jobs:
+                    report = run_jobs(jobs, config_dir=config_dir, gpus=args.gpu or cfg.get("gpus", [-1]),
+                                      output_dir=work, results=results, progress=not args.quiet,
+                                      name="leaderboard runs")
+                    print(report.text(), file=sys.stderr if report.failed else sys.stdout, flush=True)
+                    if report.failed:
+                        return report.exit_code
                 only = cfg["expids"] if cfg.get("only_listed", True) else None
                 if cfg.get("baselines", True):
                     listed = ensure_baselines(cfg["expids"], results, config_dir=config_dir, work=work)
