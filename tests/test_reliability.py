@@ -718,12 +718,13 @@ def test_diverging_loss_stops_the_run_with_exit_1(capsys, lab):
     """A learning rate that blows the weights up: the run stops at the first non-finite prediction or loss (FuxiCTR
     would train on, or fail in BCE with an opaque error), its status says why, no result row, earlier run intact."""
     rows_before = len(read_results(lab["results"]).rows)
+    runs_before = set(lab["run_dir"].parent.iterdir())
     assert runner.main([*lab["args"], "--set", "learning_rate=1e30"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: [{EXPID}] training diverged: ")
     assert "lower learning_rate" in err[0]
-    newest = max((p for p in lab["run_dir"].parent.iterdir() if p != lab["run_dir"]), key=lambda p: p.name)
-    status = RunRecord(newest).status()
+    (new_run,) = set(lab["run_dir"].parent.iterdir()) - runs_before
+    status = RunRecord(new_run).status()
     assert status["state"] == "failed" and status["error"].startswith("TrainingDiverged: training diverged")
     assert len(read_results(lab["results"]).rows) == rows_before
     assert_earlier_run_intact(lab)
