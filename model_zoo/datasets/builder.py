@@ -93,6 +93,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from model_zoo.datasets.synthetic._common import Stages, make_bar
 from model_zoo.errors import ConfigError, DataError, did_you_mean
 from model_zoo.fileio import publish_dir, remove_stale_temp, sha256_file, temp_dir_for
 from model_zoo.schema import (IMAGE_COLUMN, ITEM_EMB_DIM, ITEM_FEATURE_SCHEMA, ITEM_INFO_SCHEMA, ITEM_TAGS_LENGTH,
@@ -993,34 +994,8 @@ def _validate_outputs(tmp: Path, name: str, vocab: Mapping[str, int], max_len: i
 # ---------------------------------------------------------------------------------------------------------------------
 # The build
 # ---------------------------------------------------------------------------------------------------------------------
-class _Stages:
-    """A tqdm bar over the build stages, with wall-clock seconds per stage (recorded in the manifest)."""
-
-    NAMES = ("read", "rows", "levels_tags", "text", "image", "pca", "write", "validate")
-
-    def __init__(self, progress: bool) -> None:
-        from tqdm.auto import tqdm
-        self.bar = tqdm(total=len(self.NAMES), desc="build", unit="stage", leave=False, disable=not progress)
-        self.seconds: Dict[str, float] = {}
-        self._name, self._t0 = "", time.perf_counter()
-
-    def start(self, name: str) -> None:
-        self._close()
-        self._name = name
-        self.bar.set_postfix_str(name)
-
-    def _close(self) -> None:
-        now = time.perf_counter()
-        if self._name:
-            self.seconds[self._name] = round(now - self._t0, 3)
-            self.bar.update(1)
-        self._t0 = now
-
-    def finish(self) -> Dict[str, float]:
-        self._close()
-        self._name = ""
-        self.bar.close()
-        return self.seconds
+# The build's stages, in order (a progress bar step and a manifest timing each).
+BUILD_STAGES = ("read", "rows", "levels_tags", "text", "image", "pca", "write", "validate")
 
 
 def _quiet_transformers() -> None:
@@ -1085,7 +1060,7 @@ def build_dataset(interactions: InteractionSource, items: ItemSource, out_dir: s
         raise ConfigError(f"model_root={options.model_root} lies inside out_dir {out}, which a rebuild replaces as a "
                           f"whole; expected checkpoints outside it")
     _check_out_dir(out)
-    stages = _Stages(options.progress)
+    stages = Stages(make_bar("build", len(BUILD_STAGES), options.progress), advance=True)
     try:
         stages.start("read")
         log = _read_log(interactions, rule)

@@ -88,8 +88,10 @@ def make_bar(desc: str, total: int, progress: bool) -> Any:
 class Stages:
     """Progress-bar labels plus wall-clock seconds per stage (recorded in the manifest)."""
 
-    def __init__(self, bar: Any) -> None:
+    def __init__(self, bar: Any, *, advance: bool = False) -> None:
+        """``advance``: the bar counts stages (one step per closed stage) instead of the caller's own steps."""
         self.bar = bar
+        self.advance = advance
         self.seconds: Dict[str, float] = {}
         self._name = ""
         self._t0 = time.perf_counter()
@@ -104,10 +106,14 @@ class Stages:
         now = time.perf_counter()
         if self._name:
             self.seconds[self._name] = round(self.seconds.get(self._name, 0.0) + now - self._t0, 3)
+            if self.advance:
+                self.bar.update(1)
         self._t0 = now
 
     def finish(self) -> Dict[str, float]:
-        """Close the last stage and return the timings."""
+        """Close the last stage (and a stage-counting bar, which belongs to this object) and return the timings."""
         self._close()
         self._name = ""
+        if self.advance:
+            self.bar.close()
         return self.seconds
