@@ -73,6 +73,8 @@ RUNNER_SCHEMA: Mapping[str, Tuple[Any, bool, str]] = {
     "verbose": (Literal[0, 1, 2], True, "0 quiet, 1 progress bars"),
     "embedding_variant": (Optional[str], False, "V1..V6c item-embedding variant; null = the dataset's own"),
     "amp": (Literal["off", "bf16", "fp16"], True, "mixed precision (fp16 needs CUDA)"),
+    "deterministic": (bool, True, "CPU: same seed and threads -> bit-identical metrics, also on a loaded machine "
+                                  "(MKL GEMMs single-threaded; see model_zoo.device.deterministic_cpu)"),
     # training (FuxiCTR BaseModel.fit / the runner)
     "batch_size": (PositiveInt, True, "rows per training batch"),
     "eval_batch_size": (Optional[PositiveInt], False, "rows per evaluation batch; null = batch_size"),

@@ -79,7 +79,7 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
     from model_zoo.config import parse_overrides
     from model_zoo.datasets import prepare
     from model_zoo.defaults import DATASET_EMBEDDING
-    from model_zoo.device import resolve_device
+    from model_zoo.device import deterministic_cpu, resolve_device
     from model_zoo.experiment import build_experiment, validated_params
     from model_zoo.registry import get_model
 
@@ -103,8 +103,9 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
     prepare.check_splits(params, files)
 
     record = RunRecord.create(params["model_root"], params["dataset_id"], expid)
-    with record.logging_to_file(verbose):
-        logging.info("Run %s of %s on %s", record.run_id, expid, device_name)
+    with record.logging_to_file(verbose), deterministic_cpu(params["deterministic"] and device.type == "cpu") as pinned:
+        logging.info("Run %s of %s on %s%s", record.run_id, expid, device_name,
+                     " (deterministic: MKL GEMMs single-threaded)" if pinned else "")
         record.write_params(params)
         record.write_json("env.json", environment(device_name, command))
         record.set_status("running")
