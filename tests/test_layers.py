@@ -296,6 +296,44 @@ def test_packed_din_equals_fuxictr_din_attention(output_activation):
     assert torch.equal(grads["packed"][0][2], torch.zeros(12))
 
 
+@pytest.mark.parametrize("num_heads, use_scale, use_qkvo", [(1, True, True), (4, True, True), (2, False, True),
+                                                            (3, True, False)])
+def test_packed_multihead_equals_fuxictr_multihead_target_attention(num_heads, use_scale, use_qkvo):
+    """The segment-softmax path (valid items only) equals FuxiCTR's MultiHeadTargetAttention over the padded history
+    (padding vectors 0, as the zoo's embedder gives them), in value and every gradient, all-padding row included."""
+    torch.manual_seed(0)
+    dim = 12
+    pool = TargetAttention(dim, attention_type="multihead", num_heads=num_heads, attention_dim=24, use_scale=use_scale,
+                           use_qkvo=use_qkvo).eval()
+    assert pool.packed
+    mask = (torch.rand(6, 9) > 0.6).float()
+    mask[2], mask[4] = 0, 1  # an all-padding row and a full row
+    target = torch.randn(6, dim, requires_grad=True)
+    history = (torch.randn(6, 9, dim) * mask.unsqueeze(-1)).requires_grad_()
+    grads = {}
+    for name, layer in (("fuxictr", pool.attention), ("zoo_padded", pool.padded), ("packed", pool)):
+        pool.zero_grad(), setattr(target, "grad", None), setattr(history, "grad", None)
+        out = layer(target, history, mask)
+        (out * torch.linspace(-1, 1, dim)).sum().backward()
+        valid_history_grad = history.grad[mask > 0]
+        grads[name] = [out.detach(), target.grad, valid_history_grad] + [p.grad.clone() for p in pool.parameters()]
+    for reference in ("fuxictr", "zoo_padded"):
+        for expected, got in zip(grads[reference], grads["packed"]):
+            assert torch.allclose(got, expected, atol=1e-5), reference
+    assert torch.equal(grads["packed"][0][2], torch.zeros(dim)), "an empty history pools to exactly 0"
+    assert len(grads["packed"]) == 3 + len(list(pool.parameters()))
+
+
+def test_packed_multihead_dropout_acts_on_attention_weights():
+    torch.manual_seed(0)
+    pool = TargetAttention(8, attention_type="multihead", num_heads=2, attention_dropout=0.5).train()
+    target, history, mask = torch.randn(4, 8), torch.randn(4, 5, 8), torch.ones(4, 5)
+    outs = [pool(target, history, mask) for _ in range(2)]
+    assert not torch.equal(*outs), "training mode draws a new dropout mask"
+    pool.eval()
+    assert torch.allclose(pool(target, history, mask), pool.padded(target, history, mask), atol=1e-5)
+
+
 def test_din_softmax_and_dice_keep_the_full_layer():
     assert not TargetAttention(8, attention_type="din", din_use_softmax=True).packed
     assert not TargetAttention(8, attention_type="din", attention_hidden_activations="Dice").packed

@@ -78,10 +78,11 @@ class TargetAttention(nn.Module):
         super().__init__()
         check_choice("attention_type", attention_type, ATTENTION_TYPES)
         self.attention_type = attention_type
-        # DIN's unnormalised weights let the scorer skip padded positions (histories are mostly padding); Dice
-        # normalises over the batch of positions and softmax over each row, so those keep FuxiCTR's full layer.
-        self.packed = (attention_type == "din" and not din_use_softmax
-                       and str(attention_hidden_activations).lower() != "dice")
+        # Padding-free ("packed") pooling: DIN's unnormalised weights and the multi-head softmax (a segment softmax
+        # over each row's valid items) skip padded positions (histories are mostly padding). Dice normalises over the
+        # batch of positions and DIN's softmax variant is rare, so those two keep FuxiCTR's full padded layer.
+        self.packed = attention_type == "multihead" or (not din_use_softmax
+                                                        and str(attention_hidden_activations).lower() != "dice")
         if attention_type == "din":
             self.attention = DIN_Attention(input_dim, attention_units=list(attention_hidden_units),
                                            hidden_activations=attention_hidden_activations,
@@ -97,24 +98,59 @@ class TargetAttention(nn.Module):
                                                       use_qkvo=use_qkvo)
 
     def forward(self, target: Tensor, history: Tensor, mask: Tensor) -> Tensor:
-        if self.packed:
-            return self.packed_din(target, history, mask)
+        if self.packed:  # the valid (row, position) pairs only
+            rows, cols = mask.nonzero(as_tuple=True)
+            return self.pool_valid(target, rows, history[rows, cols])
+        return self.padded(target, history, mask)
+
+    def padded(self, target: Tensor, history: Tensor, mask: Tensor) -> Tensor:
+        """FuxiCTR's layer on the padded (B, L, D) history (the reference the packed path is tested against)."""
         pooled = self.attention(target, history, mask)  # (B, D)
         has_history = (mask.sum(dim=1, keepdim=True) > 0).to(pooled.dtype)  # (B, 1)
         return pooled * has_history
 
-
-    def packed_din(self, target: Tensor, history: Tensor, mask: Tensor) -> Tensor:
-        """DIN pooling with FuxiCTR's scorer run on the valid (row, position) pairs only.
-
-        Equals ``DIN_Attention`` without softmax (a padded position's weight is multiplied by 0 there), at a fraction
-        of the cost: with the synthetic world's median history of 6 items and ``max_len`` 32, about 80 % less.
-        """
-        rows, cols = mask.nonzero(as_tuple=True)  # valid pairs
-        return self.pool_valid(target, rows, history[rows, cols])
-
     def pool_valid(self, target: Tensor, rows: Tensor, seq: Tensor) -> Tensor:
-        """``packed_din`` on a padding-free history: ``seq`` (n, D) holds the valid items, ``rows`` (n,) their row.
+        """Pooling on a padding-free history: ``seq`` (n, D) holds the valid items, ``rows`` (n,) their row (B, D).
+
+        Equals :meth:`padded` (tested, values and gradients; a row without valid items pools to 0) at a fraction of
+        its cost: with the synthetic world's median history of 6 items and ``max_len`` 32, about 80 % fewer items.
+        """
+        if self.attention_type == "multihead":
+            return self._pool_valid_multihead(target, rows, seq)
+        return self._pool_valid_din(target, rows, seq)
+
+    def _pool_valid_multihead(self, target: Tensor, rows: Tensor, seq: Tensor) -> Tensor:
+        """FuxiCTR's ``MultiHeadTargetAttention`` as a segment softmax over each row's valid items.
+
+        Scores ``s_j = q_{row(j)} . k_j / sqrt(d_h)`` per head; ``alpha_j = exp(s_j - m_row) / sum_{i in row}
+        exp(s_i - m_row)`` with the row's max m_row (softmax is shift-invariant, so m is detached); the pooled vector
+        is ``W_o sum_j alpha_j v_j``. FuxiCTR fills padded scores with -1e9, whose exp is exactly 0 in float32, so the
+        padded layer computes the same sums over the same items. Dropout acts on alpha as there.
+        """
+        layer = self.attention
+        heads, head_dim = layer.num_heads, layer.head_dim
+        if layer.use_qkvo:
+            query, key, value = layer.W_q(target), layer.W_k(seq), layer.W_v(seq)  # (B, A), (n, A), (n, A)
+        else:
+            query, key, value = target, seq, seq
+        query, key = query.view(-1, heads, head_dim), key.view(-1, heads, head_dim)
+        scores = (query[rows] * key).sum(dim=-1)  # (n, h)
+        if layer.scale:
+            scores = scores / layer.scale
+        row_max = scores.new_full((target.shape[0], heads), float("-inf")).scatter_reduce(
+            0, rows.unsqueeze(1).expand(-1, heads), scores.detach(), reduce="amax", include_self=True)  # (B, h)
+        weights = torch.exp(scores - row_max[rows])  # (n, h), in (0, 1]
+        total = weights.new_zeros(target.shape[0], heads).index_add(0, rows, weights)  # (B, h), >= 1 where valid
+        alpha = weights / total[rows]
+        if layer.dot_attention.dropout is not None:
+            alpha = layer.dot_attention.dropout(alpha)
+        pooled = value.new_zeros(target.shape[0], heads, head_dim).index_add(
+            0, rows, alpha.unsqueeze(-1) * value.view(-1, heads, head_dim)).view(target.shape[0], -1)  # (B, A)
+        return layer.W_o(pooled) if layer.use_qkvo else pooled
+
+    def _pool_valid_din(self, target: Tensor, rows: Tensor, seq: Tensor) -> Tensor:
+        """DIN pooling with FuxiCTR's scorer run on the valid items only (equals ``DIN_Attention`` without softmax,
+        where a padded position's weight is multiplied by 0).
 
         The scorer's first Linear acts on ``[t, s, t - s, t * s]``; with its weight split column-wise into
         (W_t, W_s, W_d, W_p) that is ``t (W_t + W_d)' + s (W_s - W_d)' + (t * s) W_p' + b``, so the target term is

@@ -1,0 +1,99 @@
+"""Train-step time of every target-attention model, padding-free vs padded history, against DIN, in one run.
+
+    python benchmarks/bench_attention_step.py                       # max_len 100 (MicroLens' own), 2 threads
+    python benchmarks/bench_attention_step.py --quick --set max_len=32
+
+Each expid is built once (``experiment_from_expid``; ``--set`` overrides every expid, default ``max_len=100``, ``batch_size=1024``) and
+stepped over the same pre-built batches of the first expid's train split, its attention in turn padding-free
+(``TargetAttention.pool_valid``: only the valid history items are embedded and scored) and padded (FuxiCTR's layer on
+the (B, L, D) history), all models taking turns step by step. Reported: median step times, packed/DIN ratio (goal
+<= 1.5) and padded/packed speed-up (goal >= 2). The last line is one JSON object.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+from typing import Callable, Dict, Optional, Sequence
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (as bench_train_step.py)
+
+import torch  # noqa: E402
+from benchlib import (BenchParser, interleaved_times, non_negative_int, positive_int, print_result,  # noqa: E402
+                      runner_process_settings, step_experiment, train_batches, usage_error, work_dir)
+
+from model_zoo.errors import ConfigError, ZooError  # noqa: E402
+from model_zoo.layers.target_attention import TargetAttentionModel  # noqa: E402
+
+EXPIDS = ("DIN_MicroLens_synth", "DIN_SENet_MicroLens_synth", "DIN_CrossNet_MicroLens_synth",
+          "FiBiNET_Bilinear_MicroLens_synth", "DIN_DCN_MicroLens_synth")
+LOADER_KEYS = ("dataset_id", "batch_size", "max_len")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = BenchParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--expids", nargs="+", default=list(EXPIDS), help="target-attention expids; the first "
+                                                                          "is the reference (DIN)")
+    parser.add_argument("--threads", type=positive_int, default=2)
+    parser.add_argument("--num-batches", type=positive_int, default=6, help="distinct batches cycled through")
+    parser.add_argument("--warmup", type=non_negative_int, default=2)
+    parser.add_argument("--repeats", type=positive_int, default=None, help="timed steps (default 12, quick 5)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_overrides()
+    parser.add_output_dir("the synthetic world and feature maps")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (5 if args.quick else 12)
+    sets = ["max_len=100", "batch_size=1024", *args.overrides]
+    runner_process_settings(args.threads)
+    steps: Dict[str, Callable[[int], object]] = {}
+    models: Dict[str, str] = {}
+    try:
+        with work_dir(args.output_dir, "bench_attention_step_") as work:
+            batches, loader_params = [], None
+            for expid in args.expids:
+                exp = step_experiment(expid, work, sets)
+                model = exp.model.train()
+                if not isinstance(model, TargetAttentionModel):
+                    raise ConfigError(f"{expid}: model {exp.params['model']} has no TargetAttention backbone")
+                key = {k: exp.params.get(k) for k in LOADER_KEYS}
+                if loader_params is None:
+                    loader_params, batches = key, train_batches(exp, args.num_batches)
+                elif key != loader_params:
+                    raise ConfigError(f"{expid}: {key} differs from {loader_params}; the models must see the same "
+                                      f"batches")
+                attention = model.backbone.attention
+                if not attention.packed:
+                    raise ConfigError(f"{expid}: its attention has no padding-free path (DIN softmax or Dice)")
+                models[expid] = f"{exp.params['model']}/{attention.attention_type}"
+
+                def step(i: int, packed: bool, model=model, attention=attention) -> None:
+                    attention.packed = packed
+                    model.train_step(batches[i % len(batches)])
+                    attention.packed = True
+
+                steps[f"{expid}:packed"] = lambda i, step=step: step(i, True)
+                steps[f"{expid}:padded"] = lambda i, step=step: step(i, False)
+            times = interleaved_times(steps, repeats, args.warmup)
+    except ZooError as exc:
+        return usage_error(exc)
+    median_ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
+    reference = median_ms[f"{args.expids[0]}:packed"]
+    results = {}
+    for expid, name in models.items():
+        packed, padded = median_ms[f"{expid}:packed"], median_ms[f"{expid}:padded"]
+        results[expid] = {"model": name, "packed_ms": round(packed, 2), "padded_ms": round(padded, 2),
+                          "packed_vs_reference": round(packed / reference, 3),
+                          "speedup_vs_padded": round(padded / packed, 3)}
+        print(f"{expid:34s} {name:24s} packed {packed:8.1f} ms  padded {padded:8.1f} ms  "
+              f"x{padded / packed:.2f} faster  {packed / reference:.2f} x {args.expids[0]}", flush=True)
+    others = [r for e, r in results.items() if e != args.expids[0]]
+    print_result({"benchmark": "attention_step", "torch": torch.__version__, "threads": args.threads,
+                  "batch": loader_params, "repeats": repeats, "load_avg_1min_after": os.getloadavg()[0],
+                  "results": results,
+                  "max_packed_vs_reference": max((r["packed_vs_reference"] for r in others), default=None),
+                  "min_speedup_vs_padded": min(r["speedup_vs_padded"] for r in results.values())})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
