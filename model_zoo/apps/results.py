@@ -32,6 +32,7 @@ RESULT_FIELDS: Tuple[str, ...] = (
     "overrides",
     # cold = target never in train; new = target never a positive train target nor in a train history
     "valid_new_AUC", "test_new_AUC", "valid_new_rows", "test_new_rows",
+    "nproc",  # data-parallel processes (1 = one process)
 )
 _FIRST_FIELDS = RESULT_FIELDS[:3]  # a header must start like this to be a zoo results file
 

@@ -5,6 +5,8 @@
     mmctr-run --expid DIN_SENet_MicroLens_synth --set embedding_variant=V4 --set seed=1
     mmctr-run --config my_dataset/ --expid DMF_my_dataset      # a FuxiCTR-style config dir (builder, tuner)
     python run_expid.py ...                                    # the same, FuxiCTR-style
+    mmctr-run --expid DIN_test --nproc 2                       # data-parallel over 2 processes (model_zoo.distributed)
+    torchrun --nproc-per-node 2 run_expid.py --expid DIN_test  # the same under torchrun (or Ray Train, see README)
 
 Flow: resolve and validate every key (nothing read or written before) -> device (``--gpu N`` honoured or exit 2) -> data
 (a synthetic world is generated or verified; every split opens; both classes in valid, and in test when it is scored) ->
@@ -80,6 +82,7 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
     from model_zoo.datasets import prepare
     from model_zoo.defaults import DATASET_EMBEDDING
     from model_zoo.device import deterministic_cpu, resolve_device
+    from model_zoo.distributed import data_parallel_from_env
     from model_zoo.experiment import build_experiment, validated_params
     from model_zoo.registry import get_model
 
@@ -88,9 +91,26 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
         raise ConfigError(f"--output-dir {output_dir}: exists and is not a directory")
     results_path = Path(results).expanduser().resolve() if results else work / "results" / "results.csv"
     overrides_given = parse_overrides(overrides)
+    world, local_rank = int(os.environ.get("WORLD_SIZE", "1") or 1), int(os.environ.get("LOCAL_RANK", "0") or 0)
+    if gpu >= 0 and world > 1:
+        gpu += local_rank  # one CUDA device per rank on this node
     params = validated_params(expid, config_dir=config_dir, overrides=overrides_given, work_dir=work, gpu=gpu)
     model_cls = get_model(params["model"])
     device, device_name = resolve_device(gpu, params["amp"])
+    if device.type == "cuda":
+        import torch
+        torch.cuda.set_device(device)
+    data_parallel = data_parallel_from_env(device)
+    if data_parallel is not None:
+        # logs go to rank 0's train.log only: without a handler, a first logging.info() would add one on stderr
+        logging.getLogger().addHandler(logging.NullHandler())
+        params["batch_size"] = rank_batch_size(params["batch_size"], data_parallel.world_size)
+        if data_parallel.is_main:  # data, feature map and embedding caches once, before any other rank reads them
+            from model_zoo.experiment import prepare_data
+            prepare_data(params, cache_dir=work / "cache", progress=params["verbose"] > 0)
+        data_parallel.barrier()
+        if not data_parallel.is_main:
+            return _train_rank(params, data_parallel, model_cls, work, device)
     check_results_target(results_path)
     damaged = read_results(results_path).summary()
     if damaged:  # never repaired here: the file is append-only, readers skip these lines
@@ -115,6 +135,8 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
                                    files=files)
             model = exp.model
             model.checkpoint = str(record.checkpoint)
+            if data_parallel is not None:
+                _join_data_parallel(exp, data_parallel)
             scored_test = exp.has_split("test") and exp.test_has_labels
             num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
             logging.info("Model %s: %d trainable parameters", params["model"], num_params)
@@ -159,6 +181,7 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
                 "overrides": overrides_given or None,
                 "valid_new_AUC": valid.get("new_AUC"), "test_new_AUC": test.get("new_AUC"),
                 "valid_new_rows": valid.get("new_rows"), "test_new_rows": test.get("new_rows"),
+                "nproc": data_parallel.world_size if data_parallel is not None else 1,
             }
             checkpoint_sha256 = record.checkpoint_sha256()
             with signals_deferred():  # the row and the "finished" status are written together or not at all
@@ -184,6 +207,75 @@ def run(expid: str, *, config_dir: Optional[str] = None, gpu: int = -1, override
     return row
 
 
+def rank_batch_size(batch_size: int, world_size: int) -> int:
+    """Rows per rank and step: ``batch_size`` is the global batch, split evenly over the ranks."""
+    if batch_size % world_size:
+        raise ConfigError(f"batch_size={batch_size} is the global batch of a data-parallel run; it must be divisible "
+                          f"by the number of processes ({world_size})")
+    return batch_size // world_size
+
+
+def _join_data_parallel(exp: Any, data_parallel: Any) -> None:
+    """Shard the train loader and make the model one rank; ranks > 0 draw their own dropout numbers."""
+    import torch
+    exp.loader("train").shard(data_parallel.rank, data_parallel.world_size)
+    exp.model.set_data_parallel(data_parallel)
+    if data_parallel.rank:
+        torch.manual_seed(exp.params["seed"] + data_parallel.rank)
+
+
+def _train_rank(params: Dict[str, Any], data_parallel: Any, model_cls: type, work: Path, device: Any) -> Dict[str, Any]:
+    """A rank > 0 of a data-parallel run: train on its shard, nothing written (rank 0 keeps the record)."""
+    import tempfile
+
+    from model_zoo.datasets import prepare
+    from model_zoo.device import deterministic_cpu
+    from model_zoo.experiment import build_experiment
+
+    files = prepare.locate_data(params, progress=False)  # rank 0 generated and verified them (ranks start together)
+    with deterministic_cpu(params["deterministic"] and device.type == "cpu"), \
+            tempfile.TemporaryDirectory(prefix="mmctr_rank_") as scratch:
+        exp = build_experiment(params, cache_dir=work / "cache", progress=False, model_cls=model_cls, files=files)
+        exp.model.checkpoint = str(Path(scratch) / "never_written.model")
+        _join_data_parallel(exp, data_parallel)
+        exp.model.fit(exp.loader("train"), epochs=params["epochs"], validation_data=exp.loader("valid"),
+                      max_gradient_norm=params["max_gradient_norm"])
+    return {}
+
+
+def launch_data_parallel(argv: Sequence[str], nproc: int) -> int:
+    """Run this CLI (``argv`` without ``--nproc``) as ``nproc`` local ranks (torchrun's environment variables,
+    gloo on CPU / nccl on GPU); returns the first non-zero exit code of a rank, else 0. A failing rank stops the
+    others."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // nproc))
+    try:
+        mp.start_processes(_rank_main, args=(list(argv), nproc, port, threads), nprocs=nproc, join=True,
+                           start_method="spawn")
+    except mp.ProcessExitedException as exc:
+        return exc.exit_code if exc.exit_code and exc.exit_code > 0 else EXIT_FAILURE
+    except mp.ProcessRaisedException as exc:
+        print(f"error: a data-parallel rank failed: {str(exc).strip().splitlines()[-1]}", file=sys.stderr)
+        return EXIT_FAILURE
+    return 0
+
+
+def _rank_main(rank: int, argv: List[str], nproc: int, port: int, threads: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    import torch
+    torch.set_num_threads(int(threads))
+    code = main(argv)
+    if code:
+        sys.exit(code)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmctr-run", description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=None,
@@ -198,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "results.csv)")
     parser.add_argument("--submission", default=None, metavar="DIR",
                         help="also write DIR/prediction.csv (ID,Task2, test row order) and DIR/<expid>.zip")
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="data-parallel processes (gloo on CPU, nccl with --gpu: one device per process from "
+                             "--gpu on); batch_size stays the global batch")
     parser.add_argument("--list", action="store_true", help="list the expids and exit")
     return parser
 
@@ -213,6 +308,18 @@ def prepare_process() -> None:
     keep_large_allocations_on_heap()
 
 
+def _without_nproc(argv: Sequence[str]) -> List[str]:
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            out.append(item)
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list:
@@ -226,8 +333,30 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.expid:
         print("error: --expid is required (or --list)", file=sys.stderr)
         return EXIT_USAGE
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    if args.nproc < 1:
+        print(f"error: --nproc {args.nproc}: expected a number of processes >= 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.nproc > 1:
+        if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+            print("error: --nproc inside a launched rank (WORLD_SIZE is set); use either torchrun or --nproc",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        try:  # every key, the device and the batch split checked once, before any process starts
+            from model_zoo.device import resolve_device
+            from model_zoo.config import parse_overrides
+            from model_zoo.experiment import validated_params
+            params = validated_params(args.expid, config_dir=args.config, overrides=parse_overrides(args.overrides),
+                                      work_dir=args.output_dir, gpu=args.gpu)
+            for rank in range(args.nproc):
+                resolve_device(args.gpu + rank if args.gpu >= 0 else -1, params["amp"])
+            rank_batch_size(params["batch_size"], args.nproc)
+        except ZooError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return launch_data_parallel(_without_nproc(argv), args.nproc)
     prepare_process()
-    command = " ".join(["python", Path(sys.argv[0]).name] + (list(argv) if argv is not None else sys.argv[1:]))
+    command = " ".join(["python", Path(sys.argv[0]).name] + argv)
     try:
         with sigterm_raises():
             run(args.expid, config_dir=args.config, gpu=args.gpu, overrides=args.overrides,

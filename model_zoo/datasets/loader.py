@@ -112,9 +112,27 @@ class MMCTRDataLoader:
             name: torch.from_numpy(np.ascontiguousarray(arr)) for name, arr in split.items()
             if name not in (seq_column, target_column)}
         self.num_rows = len(target)
+        self.rank, self.num_shards = 0, 1
+
+    def shard(self, rank: int, num_shards: int) -> "MMCTRDataLoader":
+        """Iterate over one data-parallel rank's share only: positions ``rank, rank + num_shards, ...`` of each
+        epoch's (shuffled) order, cut to ``num_rows // num_shards`` rows so every rank runs the same number of
+        batches. Batch ``b`` of all ranks together is batch ``b`` of the unsharded loader with ``batch_size *
+        num_shards`` (the last ``num_rows % num_shards`` rows of the order are left out). Returns self."""
+        if not 0 <= rank < num_shards:
+            raise ValueError(f"rank={rank}; expected 0 <= rank < num_shards={num_shards}")
+        if self.num_rows < num_shards:
+            raise ValueError(f"{self.num_rows} rows cannot be split over {num_shards} data-parallel ranks")
+        self.rank, self.num_shards = int(rank), int(num_shards)
+        return self
+
+    @property
+    def rows_per_epoch(self) -> int:
+        """Rows this loader yields per epoch (its shard's share when sharded)."""
+        return self.num_rows // self.num_shards
 
     def __len__(self) -> int:
-        full, rest = divmod(self.num_rows, self.batch_size)
+        full, rest = divmod(self.rows_per_epoch, self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
 
     def _order(self) -> Optional[Tensor]:
@@ -132,6 +150,9 @@ class MMCTRDataLoader:
     def __iter__(self) -> Iterator[MMCTRBatch]:
         order = self._order()
         self.epoch += 1
+        if self.num_shards > 1:
+            order = (torch.arange(self.num_rows) if order is None else order)[self.rank::self.num_shards]
+            order = order[:self.rows_per_epoch]
         for b in range(len(self)):
-            start, stop = b * self.batch_size, min((b + 1) * self.batch_size, self.num_rows)
+            start, stop = b * self.batch_size, min((b + 1) * self.batch_size, self.rows_per_epoch)
             yield self.batch(slice(start, stop) if order is None else order[start:stop])

@@ -28,6 +28,7 @@ from fuxictr.utils import not_in_whitelist
 from torch import Tensor, nn
 
 from model_zoo.datasets.loader import MMCTRBatch
+from model_zoo.distributed import DataParallel
 from model_zoo.fileio import atomic_write
 from model_zoo.errors import ConfigError, DataError, TrainingDiverged
 from model_zoo.params import (DropoutRate, Loss, Optimizer, PositiveFloat, PositiveInt, Regularizer, annotations_of,
@@ -259,17 +260,31 @@ class MMCTRModel(BaseModel):
         out["y_pred"] = out["y_pred"].float()
         return out
 
+    # ---- data parallelism (model_zoo.distributed) ------------------------------------------------------------------
+    data_parallel: Optional[DataParallel] = None  # set by set_data_parallel; None = a single process
+
+    def set_data_parallel(self, data_parallel: Optional[DataParallel]) -> None:
+        """Train as one rank of ``data_parallel``: gradients averaged over the ranks before every optimiser step,
+        rank 0 alone evaluates (its metrics broadcast to all) and writes checkpoints. The train loader must be
+        sharded (``MMCTRDataLoader.shard``) so the ranks see different rows."""
+        self.data_parallel = data_parallel
+
     def train_step(self, batch_data: MMCTRBatch) -> Tensor:
         """One step with the challenge's gradient accumulation over ``accumulation_steps`` batches."""
         return_dict = self._predict(batch_data)
-        if not torch.isfinite(return_dict["y_pred"]).all():  # BCE would raise an opaque error on NaN
-            self._diverged("predictions are NaN")
+        finite = bool(torch.isfinite(return_dict["y_pred"]).all())
+        if self.data_parallel is not None:  # every rank stops together, none waits in an all-reduce
+            finite = self.data_parallel.all_true(finite, self.device)
+        if not finite:  # BCE would raise an opaque error on NaN
+            self._diverged("predictions are NaN" + (" (on some rank)" if self.data_parallel else ""))
         loss = self.compute_loss(return_dict, self.get_labels(batch_data)) / self.accumulation_steps
         if not torch.isfinite(loss):
             self._diverged(f"the loss is {loss.item()}")
         scaler = self._grad_scaler
         (scaler.scale(loss) if scaler else loss).backward()
         if (self._batch_index + 1) % self.accumulation_steps == 0 or self._batch_index + 1 == self._steps_per_epoch:
+            if self.data_parallel is not None:
+                self.data_parallel.average_gradients(self.parameters())
             if scaler:
                 scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.parameters(), self._max_gradient_norm)
@@ -304,11 +319,14 @@ class MMCTRModel(BaseModel):
                            cat(group, np.int64) if group else None)
 
     def evaluate(self, data_generator, metrics=None) -> Dict[str, float]:
-        """FuxiCTR's ``evaluate`` (used by ``fit`` for early stopping) on :meth:`predict_split`."""
+        """FuxiCTR's ``evaluate`` (used by ``fit`` for early stopping) on :meth:`predict_split`; with data
+        parallelism rank 0 evaluates and every rank gets its metrics."""
+        if self.data_parallel is not None and not self.data_parallel.is_main:
+            return self.data_parallel.broadcast(None)
         pred = self.predict_split(data_generator)
         logs = evaluate_metrics(pred.y_true, pred.y_pred, metrics or self.validation_metrics, pred.group)
         logging.info("[Metrics] " + " - ".join(f"{k}: {v:.6f}" for k, v in logs.items()))
-        return logs
+        return self.data_parallel.broadcast(logs) if self.data_parallel is not None else logs
 
     def predict(self, data_generator) -> np.ndarray:
         return self.predict_split(data_generator).y_pred
@@ -321,6 +339,8 @@ class MMCTRModel(BaseModel):
         The bytes go through a Python file object, so a failed write raises ``OSError`` (``ENOSPC``, ``EFBIG``)
         naming the checkpoint; given a path, torch's own writer reports it as an opaque ``RuntimeError``.
         """
+        if self.data_parallel is not None and not self.data_parallel.is_main:
+            return  # rank 0 holds the same weights and writes them
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
                 torch.save(self.state_dict(), fh)
@@ -337,6 +357,8 @@ class MMCTRModel(BaseModel):
 
         A damaged, truncated or foreign file raises DataError naming it instead of torch's internal error.
         """
+        if self.data_parallel is not None and not self.data_parallel.is_main:
+            return  # only rank 0 wrote (and evaluates) the checkpoint
         self.to(self.device)
         try:
             state_dict = torch.load(checkpoint, map_location="cpu", weights_only=True)
