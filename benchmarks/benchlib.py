@@ -103,12 +103,14 @@ def runner_process_settings(threads: Optional[int] = None) -> None:
         torch.set_num_threads(threads)
 
 
-def step_experiment(expid: str, work: Path, sets: Sequence[str] = (), **fixed: Any):
+def step_experiment(expid: str, work: Path, sets: Sequence[str] = (), *, gpu: int = -1, **fixed: Any):
     """``expid`` built by ``model_zoo.experiment.experiment_from_expid`` (outputs and caches under ``work``) with the
-    ``--set`` items and ``fixed`` overrides, quiet, train rows in file order; its model ready for ``train_step``."""
+    ``--set`` items and ``fixed`` overrides, quiet, train rows in file order, on device ``gpu`` (-1 = CPU); its model
+    ready for ``train_step``."""
     from model_zoo.experiment import experiment_from_expid
 
-    exp = experiment_from_expid(expid, work_dir=work, overrides=overrides(sets, verbose=0, shuffle=False, **fixed))
+    exp = experiment_from_expid(expid, work_dir=work, overrides=overrides(sets, verbose=0, shuffle=False, **fixed),
+                                gpu=gpu)
     ready_for_steps(exp.model, exp.params["max_gradient_norm"])
     return exp
 
