@@ -9,6 +9,10 @@ Rows: every method of the seed studies (the expid without its dataset part) (``p
 valid AUC mean), every ``Baseline_*`` row of the results CSVs (``python -m model_zoo.apps.baselines``), and the
 oracle where a synthetic world has one; columns: the datasets in the order first seen. An expid in two summaries
 keeps the one with more seeds. The figures in ``benchmarks/README.md`` section 0 are this script's output, never typed.
+
+Claims are marked, not drawn by eye: per dataset the best mean is **bold**; a model whose mean is within twice the
+larger seed std of the two (``TIE_STDS``) is marked ≈ (no difference may be claimed); a single-seed cell says
+"single seed" and is never compared.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 Cell = Tuple[str, str]  # (AUC text, cold AUC text)
+TIE_STDS = 2.0  # a difference below TIE_STDS x the larger seed std is not a difference
 
 
 def _f(value: Optional[str], digits: int = 4) -> Optional[float]:
@@ -42,6 +47,7 @@ def _read(path: str) -> List[Dict[str, str]]:
 
 def build(seeds: Sequence[str], results: Sequence[str]) -> str:
     cells: Dict[str, Dict[str, Cell]] = {}
+    stats: Dict[Tuple[str, str], Tuple[float, float, int]] = {}  # (model, dataset) -> (mean, std, n)
     seeds_n: Dict[Tuple[str, str], int] = {}
     datasets: List[str] = []
     oracle: Dict[str, float] = {}
@@ -57,11 +63,23 @@ def build(seeds: Sequence[str], results: Sequence[str]) -> str:
             seeds_n[(model, dataset)] = n
             std = _f(row.get("valid_AUC_std"))
             auc = f"{_f(row['valid_AUC_mean']):.4f}" + (f" ± {std:.4f}" if std is not None and n > 1 else "") + \
-                f" ({n})"
+                (f" ({n})" if n > 1 else " (single seed)")
+            stats[(model, dataset)] = (float(row["valid_AUC_mean"]), float(std or 0.0), n)
             cold = _f(row.get("valid_cold_AUC_mean"))
             cells.setdefault(model, {})[dataset] = (auc, f"{cold:.4f}" if cold is not None else "n/a")
             if _f(row.get("oracle_valid_AUC")) is not None:
                 oracle[dataset] = float(row["oracle_valid_AUC"])
+    for dataset in datasets:  # bold best, ≈ within TIE_STDS x std of it (multi-seed cells only)
+        ranked = sorted(((m, v) for (m, d), v in stats.items() if d == dataset and v[2] > 1), key=lambda x: -x[1][0])
+        if not ranked:
+            continue
+        best, (best_mean, best_std, _) = ranked[0]
+        auc, cold = cells[best][dataset]
+        cells[best][dataset] = (f"**{auc}**", cold)
+        for model, (mean, std, _) in ranked[1:]:
+            if best_mean - mean < TIE_STDS * max(best_std, std):
+                auc, cold = cells[model][dataset]
+                cells[model][dataset] = (f"≈ {auc}", cold)
     baselines: Dict[str, Dict[str, Cell]] = {}
     for path in results:
         for row in _read(path):
