@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-from typing import Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (as bench_train_step.py)
 
@@ -30,6 +30,34 @@ EXPIDS = ("DIN_MicroLens_synth", "DIN_SENet_MicroLens_synth", "DIN_CrossNet_Micr
 LOADER_KEYS = ("dataset_id", "batch_size", "max_len")
 
 
+def attention_share(model_and_attention: Tuple[Any, Any], batches: Sequence[Any]) -> Dict[str, Any]:
+    """Profile 3 padding-free train steps: the share of CPU time in the attention's forward (``pool_valid``; its
+    backward is not scoped) and the 3 most expensive operators overall (self time)."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    model, attention = model_and_attention
+    original = attention.pool_valid  # what the padding-free path calls
+
+    def scoped(*args: Any, **kwargs: Any) -> Any:
+        with record_function("target_attention"):
+            return original(*args, **kwargs)
+
+    attention.pool_valid = scoped
+    try:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            with record_function("step"):
+                for i in range(3):
+                    model.train_step(batches[i % len(batches)])
+    finally:
+        del attention.pool_valid
+    events = prof.key_averages()
+    total = next(e.cpu_time_total for e in events if e.key == "step")
+    in_attention = next((e.cpu_time_total for e in events if e.key == "target_attention"), 0.0)
+    top = sorted((e for e in events if e.key not in ("step", "target_attention")), key=lambda e: -e.self_cpu_time_total)
+    return {"attention_forward_share": round(in_attention / total, 3),
+            "top_ops": [f"{e.key} {100 * e.self_cpu_time_total / total:.0f}%" for e in top[:3]]}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = BenchParser(description=__doc__.split("\n")[0])
     parser.add_argument("--expids", nargs="+", default=list(EXPIDS), help="target-attention expids; the first "
@@ -39,6 +67,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--warmup", type=non_negative_int, default=2)
     parser.add_argument("--repeats", type=positive_int, default=None, help="timed steps (default 12, quick 5)")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="also profile 3 padding-free steps per model: the "
+                                                               "share of step time in the attention vs the rest")
     parser.add_overrides()
     parser.add_output_dir("the synthetic world and feature maps")
     args = parser.parse_args(argv)
@@ -46,6 +76,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sets = ["max_len=100", "batch_size=1024", *args.overrides]
     runner_process_settings(args.threads)
     steps: Dict[str, Callable[[int], object]] = {}
+    step_fns: Dict[str, Tuple[Any, Any]] = {}
     models: Dict[str, str] = {}
     try:
         with work_dir(args.output_dir, "bench_attention_step_") as work:
@@ -71,9 +102,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     model.train_step(batches[i % len(batches)])
                     attention.packed = True
 
+                step_fns[expid] = (model, attention)
                 steps[f"{expid}:packed"] = lambda i, step=step: step(i, True)
                 steps[f"{expid}:padded"] = lambda i, step=step: step(i, False)
             times = interleaved_times(steps, repeats, args.warmup)
+            shares = {expid: attention_share(step_fns[expid], batches) for expid in models} if args.profile else {}
     except ZooError as exc:
         return usage_error(exc)
     median_ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
@@ -83,7 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         packed, padded = median_ms[f"{expid}:packed"], median_ms[f"{expid}:padded"]
         results[expid] = {"model": name, "packed_ms": round(packed, 2), "padded_ms": round(padded, 2),
                           "packed_vs_reference": round(packed / reference, 3),
-                          "speedup_vs_padded": round(padded / packed, 3)}
+                          "speedup_vs_padded": round(padded / packed, 3), **shares.get(expid, {})}
         print(f"{expid:34s} {name:24s} packed {packed:8.1f} ms  padded {padded:8.1f} ms  "
               f"x{padded / packed:.2f} faster  {packed / reference:.2f} x {args.expids[0]}", flush=True)
     others = [r for e, r in results.items() if e != args.expids[0]]
