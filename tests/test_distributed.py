@@ -110,3 +110,16 @@ def test_bad_nproc_and_indivisible_batch_exit_2_before_any_process(work_dir: Pat
     odd = run_cli([*base, "--nproc", "2", "--set", "batch_size=255"], tmp_path)
     assert odd.returncode == 2 and "batch_size=255" in odd.stderr and "divisible" in odd.stderr
     assert not (tmp_path / "checkpoints").exists(), "nothing written"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--workers", "0", "--", "--expid", "DIN_test"], "--workers 0"),
+    (["--workers", "2"], "give the runner's arguments after --"),
+    (["--workers", "2", "--", "--expid", "DIN_test", "--nproc", "2"], "without --nproc"),
+    (["--workers", "2", "--", "--expid", "DIN_test", "--set", "batch_size=255"], "divisible"),
+    (["--workers", "2", "--", "--expid", "DIN_tset"], "DIN_test"),
+])
+def test_ray_train_launcher_refuses_bad_input_before_ray_starts(argv, message, capsys, tmp_path):
+    from model_zoo.apps.ray_train import main
+    assert main([*argv, *(["--output-dir", str(tmp_path)] if "--" in argv else [])]) == 2
+    assert message in capsys.readouterr().err
