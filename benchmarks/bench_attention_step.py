@@ -19,8 +19,8 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (as bench_train_step.py)
 
 import torch  # noqa: E402
-from benchlib import (BenchParser, interleaved_times, non_negative_int, positive_int, print_result,  # noqa: E402
-                      runner_process_settings, step_experiment, train_batches, usage_error, work_dir)
+from benchlib import (BenchParser, interleaved_times, positive_int, print_result, runner_process_settings,  # noqa: E402
+                      step_experiment, timed_repeats, train_batches, usage_error, work_dir)
 
 from model_zoo.errors import ConfigError, ZooError  # noqa: E402
 from model_zoo.layers.target_attention import TargetAttentionModel  # noqa: E402
@@ -63,16 +63,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--expids", nargs="+", default=list(EXPIDS), help="target-attention expids; the first "
                                                                           "is the reference (DIN)")
     parser.add_argument("--threads", type=positive_int, default=2)
-    parser.add_argument("--num-batches", type=positive_int, default=6, help="distinct batches cycled through")
-    parser.add_argument("--warmup", type=non_negative_int, default=2)
-    parser.add_argument("--repeats", type=positive_int, default=None, help="timed steps (default 12, quick 5)")
-    parser.add_argument("--quick", action="store_true")
+    parser.add_step_timing(num_batches=6, warmup=2, repeats=12, quick=5)
     parser.add_argument("--profile", action="store_true", help="also profile 3 padding-free steps per model: the "
                                                                "share of step time in the attention vs the rest")
     parser.add_overrides()
     parser.add_output_dir("the synthetic world and feature maps")
     args = parser.parse_args(argv)
-    repeats = args.repeats or (5 if args.quick else 12)
+    repeats = timed_repeats(args)
     sets = ["max_len=100", "batch_size=1024", *args.overrides]
     runner_process_settings(args.threads)
     steps: Dict[str, Callable[[int], object]] = {}

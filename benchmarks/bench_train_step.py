@@ -24,8 +24,8 @@ from typing import Dict, Optional, Sequence
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
-from benchlib import (BenchParser, interleaved_times, non_negative_int, positive_int, print_result,  # noqa: E402
-                      runner_process_settings, step_experiment, train_batches, usage_error, work_dir)
+from benchlib import (BenchParser, interleaved_times, positive_int, print_result, runner_process_settings,  # noqa: E402
+                      step_experiment, timed_repeats, train_batches, usage_error, work_dir)
 
 from model_zoo.errors import ConfigError, ZooError  # noqa: E402
 
@@ -37,14 +37,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--expids", nargs="+",
                         default=["DMF_MicroLens_synth", "DIN_SENet_MicroLens_synth", "DIN_MicroLens_synth"])
     parser.add_argument("--threads", type=positive_int, default=2)
-    parser.add_argument("--num-batches", type=positive_int, default=8, help="distinct batches cycled through")
-    parser.add_argument("--warmup", type=non_negative_int, default=3)
-    parser.add_argument("--repeats", type=positive_int, default=None, help="timed steps (default 20, quick 8)")
-    parser.add_argument("--quick", action="store_true")
+    parser.add_step_timing()
     parser.add_overrides()
     parser.add_output_dir("the synthetic world and feature maps")
     args = parser.parse_args(argv)
-    repeats = args.repeats or (8 if args.quick else 20)
+    repeats = timed_repeats(args)
     runner_process_settings(args.threads)
     results: Dict[str, Dict[str, float]] = {}
     models, batches, loader_params = {}, [], None

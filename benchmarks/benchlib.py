@@ -36,10 +36,27 @@ class BenchParser(argparse.ArgumentParser):
                           help=f"work dir for {what} (the runner's --output-dir: data/ for synthetic worlds, cache/ "
                                f"for feature maps and variants); default: a temp dir, removed at the end")
 
+    def add_step_timing(self, num_batches: int = 8, warmup: int = 3, repeats: int = 20, quick: int = 8) -> None:
+        """``--num-batches`` (distinct pre-built batches), ``--warmup``, ``--repeats`` and ``--quick``; read the timed
+        step count with :func:`timed_repeats`."""
+        self.add_argument("--num-batches", type=positive_int, default=num_batches, help="distinct batches cycled "
+                                                                                       "through")
+        self.add_argument("--warmup", type=non_negative_int, default=warmup)
+        self.add_argument("--repeats", type=positive_int, default=None,
+                          help=f"timed steps (default {repeats}, quick {quick})")
+        self.add_argument("--quick", action="store_true")
+        self.set_defaults(_repeats=(repeats, quick))
+
     def add_overrides(self) -> None:
         self.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                           help="override a config key of every expid (YAML value, the runner's --set), e.g. "
                                "--set dataset_id=MicroLens_synth_tiny; repeatable")
+
+
+def timed_repeats(args: argparse.Namespace) -> int:
+    """The timed step count of :meth:`BenchParser.add_step_timing`'s arguments."""
+    default, quick = args._repeats
+    return args.repeats or (quick if args.quick else default)
 
 
 def positive_int(text: str) -> int:
