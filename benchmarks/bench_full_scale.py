@@ -14,6 +14,7 @@ peak RSS < 12 GiB, loader <= 10 % of step time. The last line is one JSON object
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -76,7 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--steps", type=positive_int, default=200, help="timed training steps per model")
     parser.add_argument("--warmup", type=non_negative_int, default=5)
     parser.add_argument("--threads", type=positive_int, default=2)
-    parser.add_argument("--one", default=None, help=argparse_hidden())
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: the child measuring one expid
     parser.add_overrides()
     parser.add_output_dir("the synthetic world and feature maps")
     args = parser.parse_args(argv)
@@ -112,11 +113,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 for k, v in GOALS.items()},
                   "load_avg_1min_after": os.getloadavg()[0]})
     return 1 if len(ok) < len(results) else 0
-
-
-def argparse_hidden() -> str:
-    import argparse
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ from conftest import run_cli, shared_data_args, validated
 
 
 def _burn() -> None:
+    """Keep one core busy until terminated (the load the test runs beside)."""
+    total = 0
     while True:
-        pass
+        total = (total + 1) % 1_000_003
 
 
 def test_switch_pins_mkl_in_this_thread_and_restores_it() -> None:
